@@ -1,0 +1,71 @@
+"""The append-only event log: the single source of truth every consumer reads, and the outbox.
+
+An event is appended inside the same transaction as the state change it records; `seq` comes from
+SQLite's AUTOINCREMENT inside that transaction, so it is gapless and never reused (a rolled-back
+transaction rolls its number back too).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from agent.clock import rfc3339
+from agent.ids import uuid7
+
+ENVELOPE_VERSION = 1
+
+EVENT_TYPES = frozenset({
+    "ticket.issued", "ticket.called", "ticket.recalled", "ticket.serving", "ticket.transferred",
+    "ticket.done", "ticket.no_show", "ticket.cancelled", "ticket.held", "ticket.returned",
+    "checkin.accepted", "checkin.rejected", "call.requested", "call.answered", "call.ended",
+    "call.missed", "rating.submitted", "feedback.submitted", "device.fault", "device.recovered",
+    "config.applied", "agent.started",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    id: str
+    type: str
+    at: str
+    data: dict[str, Any]
+
+    def envelope(self, ward: str, kiosk: str) -> dict[str, Any]:
+        return {"v": ENVELOPE_VERSION, "id": self.id, "kiosk": kiosk, "ward": ward, "seq": self.seq,
+                "type": self.type, "at": self.at, "data": self.data}
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Event:
+        return cls(seq=row["seq"], id=row["id"], type=row["type"], at=row["at"], data=json.loads(row["data"]))
+
+
+def append(conn: sqlite3.Connection, type_: str, data: dict[str, Any], at: datetime) -> Event:
+    """Append one event; must run inside the caller's write transaction."""
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
+    if not conn.in_transaction:
+        raise RuntimeError("events are appended inside the state change's transaction")
+    event_id = uuid7(int(at.timestamp() * 1000))
+    stamp = rfc3339(at)
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    cur = conn.execute("INSERT INTO events(id, type, at, data) VALUES (?, ?, ?, ?)", (event_id, type_, stamp, body))
+    seq = cur.lastrowid
+    assert seq is not None
+    return Event(seq=seq, id=event_id, type=type_, at=stamp, data=data)
+
+
+def since(conn: sqlite3.Connection, after_seq: int, limit: int = 1000) -> list[Event]:
+    rows = conn.execute("SELECT seq, id, type, at, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                        (after_seq, limit)).fetchall()
+    return [Event.from_row(r) for r in rows]
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    # sqlite_sequence keeps the high-water mark even after pruning old events.
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
+    return 0 if row is None else int(row[0])
