@@ -1,0 +1,209 @@
+"""QR decoder benchmark on real photos: raw zxing-cpp, raw zbar and the kiosk pipeline in one run.
+
+    python bench/qr.py --data ../shared/data/qr [--budget-ms 60] [--repeat 1]
+
+Data layout (see the data folder's README.md): folders of images, each ``NAME.png|jpg|webp`` with its
+expected text in ``NAME.txt``; ``*.result.txt`` / ``*.metadata.txt`` are upstream metadata and ignored;
+a folder with images and no txt at all (``no-qr``) must yield nothing. Images ``NAME-01..NAME-0k`` with
+one ``NAME.txt`` are a structured-append message: each symbol holds a part of it, so they are reported
+apart, per symbol decoded and whether the parts, joined in file order, give the expected text.
+
+Texts are compared after normalising line ends (CRLF/CR to LF) and stripping outer whitespace.
+Accuracy runs on the images as they are; timing runs on the same images letterboxed to 1280x720, the
+kiosk camera's frame size, split into frames with a code and frames without one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devices import imaging
+from devices.decoders import Decoder, PipelineDecoder, ZbarDecoder, ZxingDecoder
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+
+
+def norm(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+@dataclass
+class Sample:
+    path: Path
+    expected: str | None  # None: no code in the image
+
+
+@dataclass
+class Group:
+    """A structured-append message: several symbols, one expected text."""
+
+    paths: list[Path]
+    expected: str
+
+
+@dataclass
+class Folder:
+    name: str
+    samples: list[Sample] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+
+
+def load(data: Path) -> list[Folder]:
+    folders: list[Folder] = []
+    for d in sorted(p for p in data.rglob("*") if p.is_dir()):
+        images = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not images:
+            continue
+        truth = {p.stem: p for p in d.glob("*.txt") if not p.name.endswith((".result.txt", ".metadata.txt"))}
+        folder = Folder(str(d.relative_to(data)))
+        grouped: dict[str, list[Path]] = {}
+        for img in images:
+            if img.stem in truth:
+                folder.samples.append(Sample(img, norm(truth[img.stem].read_text(encoding="utf-8"))))
+            elif "-" in img.stem and img.stem.rsplit("-", 1)[0] in truth:
+                grouped.setdefault(img.stem.rsplit("-", 1)[0], []).append(img)
+            elif not truth:
+                folder.samples.append(Sample(img, None))
+            else:
+                print(f"skipped (no expected text): {img}", file=sys.stderr)
+        for stem, paths in grouped.items():
+            folder.groups.append(Group(paths, norm(truth[stem].read_text(encoding="utf-8"))))
+        folders.append(folder)
+    return folders
+
+
+def read(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f"cannot read {path}")
+    return np.asarray(img, dtype=np.uint8)
+
+
+def cell(counts: list[int]) -> str:
+    return " / ".join(str(c) for c in counts)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--budget-ms", type=float, default=60.0, help="pipeline per-frame budget")
+    ap.add_argument("--repeat", type=int, default=3, help="timing runs per frame (the minimum is kept)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="list every image a decoder got wrong/missed")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+
+    pipeline = PipelineDecoder(budget_ms=args.budget_ms)
+    decoders: list[Decoder] = [ZxingDecoder(), ZbarDecoder(), pipeline]
+    names = [d.name for d in decoders]
+    folders = load(args.data)
+
+    # -- accuracy on the images as they are --------------------------------------------------------------
+    header = f"{'folder':24s} {'n':>4s} " + " ".join(f"{n + ' ok/wrong/miss':>22s}" for n in names)
+    print(header)
+    print("-" * len(header))
+    totals = {n: [0, 0, 0] for n in names}
+    total_n = 0
+    for folder in folders:
+        if not folder.samples:
+            continue
+        counts = {n: [0, 0, 0] for n in names}
+        for s in folder.samples:
+            img = read(s.path)
+            for dec in decoders:
+                texts = {norm(r.text) for r in dec.decode(img)}
+                if s.expected is None:
+                    k = 0 if not texts else 1
+                else:
+                    k = 0 if s.expected in texts else (1 if texts else 2)
+                counts[dec.name][k] += 1
+                if args.verbose and k:
+                    print(f"  {dec.name:8s} {'WRONG' if k == 1 else 'miss '} {s.path.name}")
+        total_n += len(folder.samples)
+        for n in names:
+            totals[n] = [a + b for a, b in zip(totals[n], counts[n], strict=True)]
+        print(f"{folder.name:24s} {len(folder.samples):4d} " + " ".join(f"{cell(counts[n]):>22s}" for n in names))
+    print("-" * len(header))
+    print(f"{'total':24s} {total_n:4d} " + " ".join(f"{cell(totals[n]):>22s}" for n in names))
+
+    # -- structured append: per symbol, and the joined message ------------------------------------------
+    for folder in folders:
+        for g in folder.groups:
+            print(f"\nstructured append {folder.name}: {len(g.paths)} symbols, one message of {len(g.expected)} chars")
+            for dec in decoders:
+                parts: list[str] = []
+                for p in g.paths:
+                    found = dec.decode(read(p))
+                    parts.append(found[0].text if len(found) == 1 else "")
+                symbols = sum(1 for part in parts if part)
+                joined = norm("".join(parts)) == g.expected
+                print(f"  {dec.name:9s} symbols decoded {symbols}/{len(g.paths)}, joined message correct: {joined}")
+
+    # -- timing on 1280x720 frames ----------------------------------------------------------------------
+    with_code = [s.path for f in folders for s in f.samples if s.expected is not None]
+    without = [s.path for f in folders for s in f.samples if s.expected is None]
+    frames_with = [imaging.letterbox(read(p), 1280, 720) for p in with_code]
+    frames_without = [imaging.letterbox(read(p), 1280, 720) for p in without]
+    for dec in decoders:  # warm-up: first calls load tables and allocate
+        dec.decode(frames_with[0])
+    expected_with = [s.expected for f in folders for s in f.samples if s.expected is not None]
+    timing: dict[tuple[str, str], list[float]] = {}
+    framed = {n: [0, 0, 0] for n in names}  # ok / wrong / missed on the 1280x720 frames
+    for label, frames, expected in (
+        ("with code", frames_with, expected_with),
+        ("no code", frames_without, [None] * len(frames_without)),
+    ):
+        for n in names:
+            timing[(label, n)] = []
+        for frame, exp in zip(frames, expected, strict=True):
+            for dec in decoders:  # interleaved so a noisy neighbour affects all decoders alike
+                best = float("inf")
+                for _ in range(args.repeat):
+                    t0 = time.perf_counter()
+                    found = dec.decode(frame)
+                    best = min(best, (time.perf_counter() - t0) * 1000)
+                timing[(label, dec.name)].append(best)
+                texts = {norm(r.text) for r in found}
+                k = (0 if not texts else 1) if exp is None else (0 if exp in texts else (1 if texts else 2))
+                framed[dec.name][k] += 1
+    print(f"\nms per 1280x720 frame (single thread, best of {args.repeat} per frame)")
+    print(f"{'frames':22s} " + " ".join(f"{n + ' med / p95':>20s}" for n in names))
+    for label, frames in (("with code", frames_with), ("no code", frames_without)):
+        cells = []
+        for n in names:
+            v = timing[(label, n)]
+            cells.append(f"{statistics.median(v):8.1f} / {pct(v, 0.95):6.1f}")
+        print(f"{label + ' (' + str(len(frames)) + ')':22s} " + " ".join(f"{c:>20s}" for c in cells))
+    print(f"{'accuracy on these frames':22s} " + " ".join(f"{cell(framed[n]) + ' ':>20s}" for n in names))
+    nz = timing[("no code", "zxing")]
+    np_ = timing[("no code", "pipeline")]
+    print(
+        f"\npipeline / zxing on no-code frames: median {statistics.median(np_) / statistics.median(nz):.2f}x, "
+        f"p95 {pct(np_, 0.95) / pct(nz, 0.95):.2f}x, total {sum(np_) / sum(nz):.2f}x"
+    )
+    st = pipeline.stats
+    print(
+        f"pipeline passes: frames {st.frames}, first-pass hits {st.first_pass_hits}, fall-back frames "
+        f"{st.fallback_frames}, fall-back hits {st.fallback_hits}, budget exhausted {st.budget_exhausted}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
