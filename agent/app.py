@@ -11,29 +11,66 @@ import contextlib
 import logging
 import signal
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 from agent import __version__
+from agent.checkin.runtime import device_events, make_checkin
+from agent.checkin.scanner import Scanner
+from agent.checkin.service import CheckinService
 from agent.clock import Clock, system_clock
 from agent.core import Core
+from agent.demo_payloads import demo_payloads
 from agent.settings import Settings
 from agent.store import events
+from agent.store.feed import EventFeed
+from devices.camera import open_source
+from devices.capture import SharedCamera
+from devices.decoders import PipelineDecoder
 
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 15.0
 
 
-async def sweep_loop(core: Core, stop: asyncio.Event) -> None:
-    """Automatic no-shows and end-of-day closing, even when no counter presses anything."""
+@dataclass
+class Agent:
+    """What the parts share; built once by `run_agent`."""
+
+    settings: Settings
+    clock: Clock
+    core: Core
+    feed: EventFeed
+    checkin: CheckinService
+    camera: SharedCamera | None
+    boot: int
+
+
+async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
+    """Automatic no-shows, end-of-day closing and check-in expiry, even when nobody presses anything."""
     while not stop.is_set():
         try:
-            changed = core.queue.sweep()
+            changed = agent.core.queue.sweep()
             if changed:
                 logger.info("sweep closed %d tickets", changed)
+            agent.checkin.prune()
         except Exception:  # a long-lived loop: log with traceback and keep going
             logger.exception("queue sweep failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SWEEP_INTERVAL_S)
+
+
+async def scanner_loop(agent: Agent, stop: asyncio.Event) -> None:
+    assert agent.camera is not None
+    settings = agent.settings.checkin
+
+    async def handle(text: str) -> None:
+        decision = agent.checkin.handle(text)
+        logger.info("check-in %s: %s %s", decision.kind, "accepted" if decision.accepted else "rejected",
+                    decision.code)
+
+    scanner = Scanner(agent.camera, PipelineDecoder(budget_ms=settings.decode_budget_ms), handle,
+                      rate=settings.scan_rate, debounce_s=settings.debounce_seconds)
+    await scanner.run(stop)
 
 
 def record_start(core: Core, clock: Clock) -> int:
@@ -54,9 +91,22 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         core = Core.open(settings, clock)
         stack.callback(core.close)
         boot = record_start(core, clock)
+        feed = EventFeed(core.db)
+        stack.callback(feed.close)
+        camera = None
+        if settings.camera.enabled:
+            fault, recovered = device_events(core, clock, "camera")
+            camera = SharedCamera(open_source(settings.camera.source, demo_payloads=demo_payloads(settings)),
+                                  on_fault=fault, on_recovered=recovered)
+            await camera.start()
+            stack.push_async_callback(camera.stop)
+        agent = Agent(settings, clock, core, feed, make_checkin(core, clock), camera, boot)
         logger.info("agent %s started: ward %s kiosk %s boot %d db %s", __version__, settings.device.ward,
                     settings.device.kiosk, boot, settings.db_path())
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(sweep_loop(core, stop))
+            tg.create_task(feed.poll(stop))
+            tg.create_task(sweep_loop(agent, stop))
+            if camera is not None:
+                tg.create_task(scanner_loop(agent, stop))
             await stop.wait()
     logger.info("agent stopped")

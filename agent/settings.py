@@ -7,12 +7,14 @@ with its key path rather than a silently ignored setting.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -78,6 +80,19 @@ class MqttSettings(Section):
     ca_file: Path | None = Field(None, description="CA bundle for mqtts://.")
     cert_file: Path | None = Field(None, description="Client certificate (PEM) for mqtts://.")
     key_file: Path | None = Field(None, description="Client key (PEM); relative to $CREDENTIALS_DIRECTORY.")
+    inflight_window: int = Field(
+        100, ge=1, le=65535, description="Events published but not yet PUBACKed, at most (the outbox window)."
+    )
+    publish_timeout: float = Field(15, gt=0, le=600, description="Seconds to wait for a PUBACK before reconnecting.")
+    ack_timeout: float = Field(
+        30, gt=0, le=86400, description="Re-send from ack + 1 when central's ack lags what was sent this long (s)."
+    )
+    ack_timeout_max: float = Field(
+        600, gt=0, le=86400, description="The re-send wait doubles while central stays behind, up to this (s)."
+    )
+    reconnect_min: float = Field(0.5, gt=0, le=60, description="First reconnect delay (s); doubles, with jitter.")
+    reconnect_max: float = Field(60, gt=0, le=3600, description="Longest reconnect delay (s).")
+    command_max_bytes: int = Field(16384, ge=256, le=1_048_576, description="Larger command bodies are refused.")
 
     @field_validator("url")
     @classmethod
@@ -90,10 +105,155 @@ class MqttSettings(Section):
 class WebSettings(Section):
     host: str = Field("127.0.0.1", description="Address of the local HTTP server (the LAN address in production).")
     port: int = Field(8080, ge=0, le=65535, description="Port of the local HTTP server (0: any free port).")
+    counter_pins: dict[int, SecretStr] = Field(
+        default_factory=dict, description="PIN or token per counter number (prefer counter_pins_file)."
+    )
+    counter_pins_file: Path | None = Field(
+        None, description="File of `counter = PIN` lines; relative to $CREDENTIALS_DIRECTORY."
+    )
+    rating_levels: Literal[3, 4, 5] = Field(5, description="Levels of the satisfaction rating on the kiosk.")
+    idle_reset_seconds: int = Field(
+        60, ge=10, le=3600, description="The kiosk screen returns to the start after this many idle seconds."
+    )
+    max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576, description="Largest accepted request body.")
+    board_last_calls: int = Field(8, ge=1, le=50, description="Recent calls listed on the display board.")
+
+
+_QUIET = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class VoiceSettings(Section):
+    enabled: bool = Field(True, description="Announce calls on the hall loudspeaker at all.")
+    sink: str = Field(
+        "sounddevice", description="Where call-outs play: sounddevice[:DEVICE], wav:DIR or null."
+    )
+    volume: float = Field(0.8, ge=0, le=1, description="Gain of the whole call-out, 0..1.")
+    repeat: int = Field(2, ge=1, le=5, description="How many times the sentence is said.")
+    gap_seconds: float = Field(0.8, ge=0, le=10, description="Silence between the repeats.")
+    chime: bool = Field(True, description="Play a ding-dong before the sentence.")
+    quiet_start: str | None = Field(None, pattern=_QUIET, description="Start of quiet hours, local HH:MM.")
+    quiet_end: str | None = Field(None, pattern=_QUIET, description="End of quiet hours, local HH:MM (exclusive).")
+    espeak_voice: str = Field("vi", description="espeak-ng voice: vi, vi-vn-x-south, vi-vn-x-central.")
+    espeak_rate: int = Field(135, ge=80, le=300, description="espeak-ng speed in words per minute.")
+    number_style: Literal["northern", "southern"] = Field(
+        "northern", description="northern: nghìn/linh; southern: ngàn/lẻ."
+    )
+    ticket_reading: Literal["number", "digits"] = Field(
+        "number", description="Read A012 as a whole number (a mười hai) or digit by digit."
+    )
+    clip_pack: Path | None = Field(None, description="Folder of a ward's own recordings (see README).")
+    cache_dir: Path | None = Field(None, description="Speech cache; default voice-cache/ in the data folder.")
 
 
 class TelemetrySettings(Section):
     interval: float = Field(30, ge=1, le=3600, description="Seconds between telemetry messages.")
+    retain: bool = Field(
+        True, description="Retain the last telemetry so `kiosk fleet status` sees every kiosk's health at once."
+    )
+    disk_low_mb: float = Field(500, ge=0, description="Telemetry flags disk_low below this many MB free.")
+
+
+class CameraSettings(Section):
+    enabled: bool = Field(True, description="Open the camera for QR check-in (and video calls).")
+    source: str = Field(
+        "demo:", description="v4l2:/dev/video0 | v4l2:0 | rtsp://… | http://… | file:PATH[?loop=1] | images:DIR | demo:"
+    )
+
+
+class CheckinSettings(Section):
+    appointment_keys: dict[str, str] = Field(
+        default_factory=dict, description="Booking system's Ed25519 public keys (base64url), by key id."
+    )
+    early_minutes: float = Field(60, ge=0, le=1440, description="An appointment is accepted this early.")
+    late_minutes: float = Field(30, ge=0, le=1440, description="… and this long after its slot ends.")
+    appointment_priority: str = Field("hen-truoc", description="Priority class given by a valid appointment.")
+    dossier_pattern: str = Field(
+        r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}-\d{6}-\d{4}$", description="Regular expression of a dossier code."
+    )
+    dossier_service: str = Field("tra-ket-qua", description="Service a dossier receipt takes a ticket for.")
+    elderly_age: int = Field(60, ge=0, le=120, description="An ID card of this age or older suggests priority.")
+    elderly_priority: str = Field("cao-tuoi", description="The priority class suggested for elderly residents.")
+    identity_ttl_seconds: float = Field(120, gt=0, description="An ID card scan applies to a ticket taken this soon.")
+    retention_days: float = Field(30, gt=0, description="Check-in records are deleted after this many days.")
+    store_masked_name: bool = Field(False, description="Keep the masked name (N. V. An) in check-in records.")
+    key_file: Path = Field(Path("privacy.key"), description="Per-device hashing key (relative to the data dir).")
+    scan_rate: float = Field(4, gt=0, le=30, description="Frames per second the scanner decodes.")
+    debounce_seconds: float = Field(5, gt=0, le=600, description="A code seen again within this is the same scan.")
+    decode_budget_ms: float = Field(60, gt=0, le=1000, description="Per-frame time budget of the decoder.")
+
+    @field_validator("dossier_pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class IceServer(Section):
+    urls: list[str] = Field(
+        min_length=1,
+        description="stun:host:port, turn:host:port[?transport=udp|tcp] or turns:host:port?transport=tcp (TLS).",
+    )
+    username: str | None = Field(None, description="TURN user name.")
+    credential: SecretStr | None = Field(None, description="TURN password (prefer credential_file).")
+    credential_file: Path | None = Field(
+        None, description="File holding the TURN password; relative to $CREDENTIALS_DIRECTORY."
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _ice_schemes(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise ValueError(f"{url!r} must start with stun:, turn: or turns:")
+        return value
+
+    def password(self) -> str | None:
+        if self.credential is not None:
+            return self.credential.get_secret_value()
+        if self.credential_file is not None:
+            return read_secret(self.credential_file).strip()
+        return None
+
+
+class CallSettings(Section):
+    enabled: bool = Field(True, description="Offer video calls to an officer from the kiosk.")
+    ring_timeout_seconds: float = Field(45, ge=5, le=600, description="No accept within this: missed call.")
+    connect_timeout_seconds: float = Field(15, ge=2, le=120, description="Accept to media flowing, at most.")
+    max_minutes: float = Field(30, gt=0, le=240, description="A call is ended after this long.")
+    heartbeat_interval_seconds: float = Field(1.0, ge=0.2, le=10, description="Heartbeat period on the data channel.")
+    heartbeat_timeout_seconds: float = Field(
+        3.5, ge=0.5, le=60, description="The peer is dead after this long without a heartbeat (or any message)."
+    )
+    ice_servers: list[IceServer] = Field(default_factory=list, description="STUN/TURN servers; none by default.")
+    ice_transport_policy: Literal["all", "relay"] = Field("all", description="relay: only TURN-relayed media.")
+    host_addresses: list[str] = Field(
+        default_factory=list,
+        description="The only local addresses offered as host candidates (empty: every address but loopback).",
+    )
+    max_width: int = Field(640, ge=160, le=1920, description="Video sent is scaled down to fit this width.")
+    max_height: int = Field(480, ge=120, le=1080, description="… and this height.")
+    max_fps: float = Field(15, gt=0, le=30, description="Video frames sent per second, at most.")
+    microphone: str = Field("sounddevice", description="Call microphone: sounddevice[:DEVICE], file:PATH.wav, tone:HZ.")
+    speaker: str = Field("sounddevice", description="Officer's voice plays on: sounddevice[:DEVICE], wav:DIR, null.")
+    officer_broker_url: str | None = Field(
+        None, description="MQTT over WebSockets URL the officer console connects to (ws:// or wss://)."
+    )
+
+    @field_validator("host_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            ipaddress.ip_address(address)  # ValueError names the bad address
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat(self) -> CallSettings:
+        if self.heartbeat_timeout_seconds < 2 * self.heartbeat_interval_seconds:
+            raise ValueError("heartbeat_timeout_seconds must be at least twice heartbeat_interval_seconds")
+        return self
 
 
 class Settings(BaseSettings):
@@ -108,7 +268,12 @@ class Settings(BaseSettings):
     queue: QueueSettings = QueueSettings()
     mqtt: MqttSettings = MqttSettings()
     web: WebSettings = WebSettings()
+    voice: VoiceSettings = VoiceSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    camera: CameraSettings = CameraSettings()
+    checkin: CheckinSettings = CheckinSettings()
+
+    call: CallSettings = CallSettings()
 
     # Where the settings came from; not a setting itself.
     _config_file: Path | None = None
@@ -158,6 +323,28 @@ class Settings(BaseSettings):
         if self.mqtt.password_file is not None:
             return read_secret(self.mqtt.password_file).strip()
         return None
+
+
+    def counter_pins(self) -> dict[int, str]:
+        """Counter PINs/tokens from `web.counter_pins` and `web.counter_pins_file` (the file wins)."""
+        pins = {n: secret.get_secret_value() for n, secret in self.web.counter_pins.items()}
+        if self.web.counter_pins_file is not None:
+            pins.update(parse_counter_pins(read_secret(self.web.counter_pins_file), str(self.web.counter_pins_file)))
+        return pins
+
+
+def parse_counter_pins(text: str, source: str) -> dict[int, str]:
+    """`counter = PIN` per line; blank lines and # comments are skipped."""
+    pins: dict[int, str] = {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        number, sep, pin = (part.strip() for part in line.partition("="))
+        if not sep or not number.isdigit() or not pin:
+            raise ConfigError(f"{source}:{lineno}: expected `counter = PIN`")
+        pins[int(number)] = pin.strip('"')
+    return pins
 
 
 def read_secret(path: Path) -> str:

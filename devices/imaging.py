@@ -171,3 +171,9 @@ def ascii_fold(text: str) -> str:
     """Vietnamese text without diacritics ("Đường" -> "Duong")."""
     text = text.replace("Đ", "D").replace("đ", "d")
     return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
+
+def load_image(path: str) -> Image | None:
+    """Read an image file as BGR; None when the file is missing or not an image."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    return None if image is None else np.ascontiguousarray(image)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import config_cmds, events_cmds, queue_cmds, run_cmd
+from agent.cli import config_cmds, events_cmds, qr_cmds, queue_cmds, run_cmd
 from agent.cli.state import STATE
 from agent.errors import KioskError
 
@@ -34,6 +34,7 @@ def _root(
 config_cmds.register(app)
 queue_cmds.register(app)
 events_cmds.register(app)
+qr_cmds.register(app)
 run_cmd.register(app)
 
 

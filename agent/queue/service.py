@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -155,8 +156,14 @@ class QueueService:
 
     # Issuing ---------------------------------------------------------------------------------------
     def take(self, service_code: str, priority: str | None = None, source: str = "kiosk",
-             resident: str | None = None, extra: dict[str, Any] | None = None) -> Issued:
-        """Issue a ticket, or refuse with the reason a resident can understand."""
+             resident: str | None = None, extra: dict[str, Any] | None = None, ignore_cap: bool = False,
+             also: Callable[[sqlite3.Connection, Ticket], None] | None = None) -> Issued:
+        """Issue a ticket, or refuse with the reason a resident can understand.
+
+        `also` runs inside the same transaction once the ticket exists (a check-in records itself
+        atomically with the ticket it produced); `ignore_cap` honours a booked appointment even when
+        walk-in numbers for the day are exhausted.
+        """
         service = self.catalogue.service(service_code)
         if priority is not None:
             self.catalogue.priority(priority)
@@ -172,7 +179,7 @@ class QueueService:
         with self.db.write() as conn:
             issued = int(conn.execute("SELECT COUNT(*) FROM tickets WHERE day=? AND first_service=?",
                                       (day, service.code)).fetchone()[0])
-            if issued >= service.daily_cap:
+            if issued >= service.daily_cap and not ignore_cap:
                 raise Refused(f"Dịch vụ «{service.name}» đã hết số hôm nay ({service.daily_cap} số). "
                               "Mời quay lại vào ngày làm việc tiếp theo.", code="cap_reached")
             row = conn.execute(
@@ -194,9 +201,12 @@ class QueueService:
                  resident, stamp, event.seq))
             ahead = estimates.people_ahead(conn, service.code, event.seq, priority is not None)
             wait = self._wait_minutes(conn, service, ahead)
-        ticket = Ticket(id=ticket_id, day=day, number=number, service=service.code, first_service=service.code,
-                        priority=priority, state=WAITING, counter=None, recalls=0, source=source, arrived_at=stamp,
-                        arrival=event.seq, called_at=None, last_called_at=None, serving_at=None, finished_at=None)
+            ticket = Ticket(id=ticket_id, day=day, number=number, service=service.code, first_service=service.code,
+                            priority=priority, state=WAITING, counter=None, recalls=0, source=source,
+                            arrived_at=stamp, arrival=event.seq, called_at=None, last_called_at=None,
+                            serving_at=None, finished_at=None)
+            if also is not None:
+                also(conn, ticket)
         return Issued(ticket=ticket, service_name=service.name, ahead=ahead, wait_minutes=wait, seq=event.seq)
 
     def cancel(self, ref: str, reason: str = "resident") -> Ticket:

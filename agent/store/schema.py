@@ -54,4 +54,61 @@ MIGRATIONS: list[str] = [
         priority_seen INTEGER NOT NULL DEFAULT 0
     )
     """,
+    # 2: satisfaction ratings (one per ticket) and residents' feedback / petitions (agent.web).
+    """
+    CREATE TABLE ratings (
+        id TEXT PRIMARY KEY,
+        ticket TEXT NOT NULL UNIQUE,
+        number TEXT NOT NULL,
+        service TEXT NOT NULL,
+        counter INTEGER,
+        officer TEXT,
+        score INTEGER NOT NULL,
+        scale INTEGER NOT NULL,
+        comment TEXT,
+        at TEXT NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX ratings_counter ON ratings (counter, at);
+    CREATE TABLE feedback (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        phone TEXT,
+        ticket TEXT,
+        at TEXT NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX feedback_at ON feedback (at)
+    """,
+    # Check-ins: decisions only, minimised (keyed hash, last 4 digits); rows expire after retention.
+    """
+    CREATE TABLE checkins (
+        id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        code TEXT NOT NULL,
+        ticket_id TEXT,
+        resident_ref TEXT,
+        id_last4 TEXT,
+        masked_name TEXT,
+        booking TEXT,
+        dossier TEXT,
+        expires_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX checkins_booking_once ON checkins (booking) WHERE decision = 'accepted' AND booking IS NOT NULL;
+    CREATE INDEX checkins_expiry ON checkins (expires_at)
+    """,
+    # 2: MQTT sync state: what the broker took (PUBACK) and what central durably stored (ack).
+    """
+    CREATE TABLE sync_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        sent_seq INTEGER NOT NULL DEFAULT 0,
+        acked_seq INTEGER NOT NULL DEFAULT 0,
+        acked_at TEXT,
+        updated_at TEXT
+    );
+    INSERT INTO sync_state (id) VALUES (1)
+    """,
 ]

@@ -1,0 +1,72 @@
+"""Assembling the check-in parts for the daemon and for `kiosk qr scan`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from agent.checkin import privacy
+from agent.checkin.scanner import Scanner
+from agent.checkin.service import CheckinService
+from agent.clock import Clock, system_clock
+from agent.core import Core
+from agent.store import events
+from devices.camera import open_source
+from devices.capture import SharedCamera
+from devices.decoders import PipelineDecoder
+
+logger = logging.getLogger(__name__)
+
+
+def make_checkin(core: Core, clock: Clock = system_clock) -> CheckinService:
+    settings = core.settings.checkin
+    key_path = settings.key_file if settings.key_file.is_absolute() else core.settings.data_dir() / settings.key_file
+    return CheckinService(core, settings, privacy.load_or_create_key(key_path), clock)
+
+
+def device_events(core: Core, clock: Clock, device: str) -> tuple[Callable[[str, str], None], Callable[[], None]]:
+    """Callbacks that turn a device's fault/recovery into `device.fault` / `device.recovered` events."""
+
+    def fault(kind: str, detail: str) -> None:
+        logger.warning("%s fault: %s (%s)", device, kind, detail)
+        with core.db.write() as conn:
+            events.append(conn, "device.fault", {"device": device, "fault": kind, "detail": detail[:200]}, clock())
+
+    def recovered() -> None:
+        logger.info("%s recovered", device)
+        with core.db.write() as conn:
+            events.append(conn, "device.recovered", {"device": device}, clock())
+
+    return fault, recovered
+
+
+async def scan_source(core: Core, source: str, show: Callable[[dict[str, Any]], None], seconds: float = 0) -> None:
+    """`kiosk qr scan`: run one camera + scanner + check-in until `seconds` pass (0: forever)."""
+    from agent.demo_payloads import demo_payloads
+
+    checkin = make_checkin(core)
+    fault, recovered = device_events(core, system_clock, "camera")
+    camera = SharedCamera(open_source(source, demo_payloads=demo_payloads(core.settings)), on_fault=fault,
+                          on_recovered=recovered)
+
+    async def handle(text: str) -> None:
+        show(checkin.handle(text).public())
+
+    stop = asyncio.Event()
+    scanner = Scanner(camera, PipelineDecoder(budget_ms=core.settings.checkin.decode_budget_ms), handle,
+                      rate=core.settings.checkin.scan_rate, debounce_s=core.settings.checkin.debounce_seconds)
+    await camera.start()
+    try:
+        task = asyncio.create_task(scanner.run(stop))
+        if seconds:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), seconds)
+        else:
+            await task
+    finally:
+        stop.set()
+        await task
+        await camera.stop()
