@@ -7,7 +7,7 @@ import contextlib
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         decoder = PipelineDecoder(budget_ms=settings.checkin.decode_budget_ms)
         failed = False
         for path in images:
+            doc: dict[str, Any]
             image = imaging.load_image(str(path))
             if image is None:
                 failed = True
