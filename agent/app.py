@@ -20,9 +20,12 @@ from agent.checkin.service import CheckinService
 from agent.clock import Clock, system_clock
 from agent.core import Core
 from agent.demo_payloads import demo_payloads
+from agent.ops.systemd import Liveness, Notifier, watchdog_interval, watchdog_loop
 from agent.settings import Settings
 from agent.store import events
 from agent.store.feed import EventFeed
+from agent.voice.wiring import build_announcer, run_announcer
+from agent.web.server import WebServer
 from devices.camera import open_source
 from devices.capture import SharedCamera
 from devices.decoders import PipelineDecoder
@@ -43,11 +46,14 @@ class Agent:
     checkin: CheckinService
     camera: SharedCamera | None
     boot: int
+    liveness: Liveness
 
 
 async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
     """Automatic no-shows, end-of-day closing and check-in expiry, even when nobody presses anything."""
+    agent.liveness.register("sweep", SWEEP_INTERVAL_S * 3)
     while not stop.is_set():
+        agent.liveness.beat("sweep")
         try:
             changed = agent.core.queue.sweep()
             if changed:
@@ -57,6 +63,12 @@ async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
             logger.exception("queue sweep failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SWEEP_INTERVAL_S)
+
+
+async def feed_loop(agent: Agent, stop: asyncio.Event) -> None:
+    """Notice other processes' commits (CLI calls) so every consumer of the log sees them."""
+    agent.liveness.register("feed", 10.0)
+    await agent.feed.poll(stop, beat=lambda: agent.liveness.beat("feed"))
 
 
 async def scanner_loop(agent: Agent, stop: asyncio.Event) -> None:
@@ -100,13 +112,28 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
                                   on_fault=fault, on_recovered=recovered)
             await camera.start()
             stack.push_async_callback(camera.stop)
-        agent = Agent(settings, clock, core, feed, make_checkin(core, clock), camera, boot)
-        logger.info("agent %s started: ward %s kiosk %s boot %d db %s", __version__, settings.device.ward,
-                    settings.device.kiosk, boot, settings.db_path())
+        notifier = Notifier()
+        stack.callback(notifier.close)
+        agent = Agent(settings, clock, core, feed, make_checkin(core, clock), camera, boot, Liveness())
+        announcer = build_announcer(settings) if settings.voice.enabled else None
+        web = WebServer(core, feed, announcer=announcer, clock=clock, identities=agent.checkin)
+        await web.start()  # bound before READY: the screens work as soon as systemd says so
+        stack.push_async_callback(web.stop)
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(feed.poll(stop))
+            tg.create_task(feed_loop(agent, stop))
             tg.create_task(sweep_loop(agent, stop))
             if camera is not None:
                 tg.create_task(scanner_loop(agent, stop))
+            if announcer is not None:
+                tg.create_task(run_announcer(core, feed, stop, announcer))
+            interval = watchdog_interval()
+            if interval is not None:
+                tg.create_task(watchdog_loop(notifier, agent.liveness, interval, stop))
+            # READY once the store, the camera and the parts' servers are up.
+            notifier.notify("READY=1", f"STATUS=ward {settings.device.ward} kiosk {settings.device.kiosk} "
+                            f"boot {boot}")
+            logger.info("agent %s started: ward %s kiosk %s boot %d db %s", __version__, settings.device.ward,
+                        settings.device.kiosk, boot, settings.db_path())
             await stop.wait()
+            notifier.notify("STOPPING=1")
     logger.info("agent stopped")

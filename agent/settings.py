@@ -33,7 +33,7 @@ class Section(BaseModel):
 
 
 class DeviceSettings(Section):
-    ward: str = Field("26734", pattern=r"^\d{5}$", description="Official ward/commune code (5 digits).")
+    ward: str = Field("26740", pattern=r"^\d{5}$", description="Official ward/commune code (5 digits).")
     kiosk: str = Field("demo-01", pattern=r"^[a-z0-9-]{1,32}$", description="Device id given at provisioning.")
     name: str = Field("Ki-ốt trình diễn", description="Human name of this terminal, shown to ops.")
 
@@ -220,7 +220,7 @@ class IceServer(Section):
 
 class CallSettings(Section):
     enabled: bool = Field(True, description="Offer video calls to an officer from the kiosk.")
-    ring_timeout_seconds: float = Field(45, ge=5, le=600, description="No accept within this: missed call.")
+    ring_timeout_seconds: float = Field(45, ge=1, le=600, description="No accept within this: missed call.")
     connect_timeout_seconds: float = Field(15, ge=2, le=120, description="Accept to media flowing, at most.")
     max_minutes: float = Field(30, gt=0, le=240, description="A call is ended after this long.")
     heartbeat_interval_seconds: float = Field(1.0, ge=0.2, le=10, description="Heartbeat period on the data channel.")
@@ -317,11 +317,20 @@ class Settings(BaseSettings):
             return path
         return self._config_file.parent / path
 
+    def config_path(self, path: Path) -> Path:
+        """A path from the settings: relative ones are relative to the config file's folder."""
+        return self._relative(path)
+
+    def secret_path(self, path: Path) -> Path:
+        """A secret file: relative names live in $CREDENTIALS_DIRECTORY (systemd) or, outside systemd,
+        in the `credentials/` folder beside the config file that `kiosk provision` writes."""
+        return secret_path(path, self._config_file.parent if self._config_file else None)
+
     def mqtt_password(self) -> str | None:
         if self.mqtt.password is not None:
             return self.mqtt.password.get_secret_value()
         if self.mqtt.password_file is not None:
-            return read_secret(self.mqtt.password_file).strip()
+            return read_secret(self.secret_path(self.mqtt.password_file)).strip() or None
         return None
 
 
@@ -329,7 +338,8 @@ class Settings(BaseSettings):
         """Counter PINs/tokens from `web.counter_pins` and `web.counter_pins_file` (the file wins)."""
         pins = {n: secret.get_secret_value() for n, secret in self.web.counter_pins.items()}
         if self.web.counter_pins_file is not None:
-            pins.update(parse_counter_pins(read_secret(self.web.counter_pins_file), str(self.web.counter_pins_file)))
+            path = self.secret_path(self.web.counter_pins_file)
+            pins.update(parse_counter_pins(read_secret(path), str(path)))
         return pins
 
 
@@ -347,12 +357,20 @@ def parse_counter_pins(text: str, source: str) -> dict[int, str]:
     return pins
 
 
+def secret_path(path: Path, config_dir: Path | None = None) -> Path:
+    if path.is_absolute():
+        return path
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds:
+        return Path(creds) / path
+    if config_dir is not None:
+        return config_dir / "credentials" / path
+    return path
+
+
 def read_secret(path: Path) -> str:
     """Read a secret file; relative names are looked up in systemd's $CREDENTIALS_DIRECTORY."""
-    if not path.is_absolute():
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        if creds:
-            path = Path(creds) / path
+    path = secret_path(path)
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:

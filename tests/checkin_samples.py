@@ -24,6 +24,6 @@ KEY_ID = "2026a"
 PUBLIC = {KEY_ID: appointment.public_key_text(KEY)}
 
 
-def token(ward: str = "26734", service: str = "khai-sinh", day: date = date(2026, 11, 30), slot: str = "09:00",
+def token(ward: str = "26740", service: str = "khai-sinh", day: date = date(2026, 11, 30), slot: str = "09:00",
           booking: str = "BK-0001", key: Ed25519PrivateKey = KEY, key_id: str = KEY_ID) -> str:
     return appointment.issue_token(key, key_id, booking, ward, service, day, slot)

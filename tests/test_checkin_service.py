@@ -52,7 +52,7 @@ def test_appointment_gives_priority_ticket_once(checkin: CheckinService, core: C
 
 @pytest.mark.parametrize(("tok", "code"), [
     (lambda: S.token(key=S.OTHER_KEY), "forged"),
-    (lambda: S.token(ward="26737"), "wrong_ward"),
+    (lambda: S.token(ward="26743"), "wrong_ward"),
     (lambda: S.token(slot="14:00"), "not_yet_open"),
     (lambda: S.token(slot="07:00"), "expired"),
     (lambda: S.token(day=date(2026, 11, 29)), "expired"),
@@ -152,5 +152,5 @@ def test_no_personal_data_in_db_events_or_logs(checkin: CheckinService, core: Co
         assert secret.encode() not in blobs, f"{secret!r} found in the data dir"
         assert secret not in caplog.text
         for e in all_events(core):
-            assert secret not in str(e.envelope("26734", "demo-01"))
+            assert secret not in str(e.envelope("26740", "demo-01"))
     assert MONDAY_9AM  # the fixture clock: these decisions happened during opening hours

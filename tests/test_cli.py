@@ -43,7 +43,7 @@ def test_take_and_serve_through_cli(kiosk_env: dict[str, str]) -> None:
     assert [e["type"] for e in evs] == ["ticket.issued", "ticket.called", "ticket.recalled", "ticket.serving",
                                         "ticket.done"]
     assert [e["seq"] for e in evs] == [1, 2, 3, 4, 5]
-    assert all(e["kiosk"] == "demo-01" and e["ward"] == "26734" for e in evs)
+    assert all(e["kiosk"] == "demo-01" and e["ward"] == "26740" for e in evs)
     since = run_kiosk(kiosk_env, "events", "--since", "3", "--json", check=True).stdout.splitlines()
     assert [json.loads(x)["seq"] for x in since] == [4, 5]
 
@@ -125,7 +125,7 @@ def test_config_check_env_wrong_type(kiosk_env: dict[str, str]) -> None:
 
 def test_config_check_ok_and_show(kiosk_env: dict[str, str], tmp_path: Path) -> None:
     cfg = tmp_path / "k.toml"
-    cfg.write_text('[device]\nward = "26734"\nkiosk = "tan-dinh-01"\n[mqtt]\npassword = "s3cret"\n', encoding="utf-8")
+    cfg.write_text('[device]\nward = "26740"\nkiosk = "tan-dinh-01"\n[mqtt]\npassword = "s3cret"\n', encoding="utf-8")
     assert run_kiosk(kiosk_env, "--config", str(cfg), "config", "check").returncode == 0
     shown = run_kiosk(kiosk_env, "--config", str(cfg), "config", "show", "--json", check=True).stdout
     doc = json.loads(shown)

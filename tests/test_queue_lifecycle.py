@@ -292,7 +292,7 @@ def test_events_are_envelopes_without_personal_data(queue: QueueService, db: Dat
     queue.next(1)
     evs = events.since(db.conn, 0)
     assert [e.seq for e in evs] == [1, 2]
-    env = evs[0].envelope("26734", "demo-01")
+    env = evs[0].envelope("26740", "demo-01")
     assert set(env) == {"v", "id", "kiosk", "ward", "seq", "type", "at", "data"}
     assert env["at"].endswith("Z") and env["id"][14] == "7"  # UUIDv7
     json.dumps(env)

@@ -70,7 +70,7 @@ def test_secret_from_credentials_directory(tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.mark.parametrize(("text", "key"), [
     ('[queue]\nprioriti_mode = "strict"\n', "queue.prioriti_mode"),
-    ('[device]\nward = 26734\n', "device.ward"),
+    ('[device]\nward = 26740\n', "device.ward"),
     ('[storage]\nsynchronous = "SOMETIMES"\n', "storage.synchronous"),
     ('[mqtt]\nurl = "http://x"\n', "mqtt.url"),
     ('[web]\nport = 70000\n', "web.port"),

@@ -8,6 +8,7 @@ a `seq` read inside the transaction cannot be taken by another process before it
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,11 +20,22 @@ from agent.store.schema import MIGRATIONS
 logger = logging.getLogger(__name__)
 
 CommitListener = Callable[[], None]
+LOW_SPACE_BYTES = 256 * 1024
 
 
-def _storage_error(exc: sqlite3.Error) -> StorageError:
+def _disk_full(folder: Path | None) -> bool:
+    """SQLite often reports a full disk as a generic I/O error (the WAL index write fails first)."""
+    if folder is None:
+        return False
+    try:
+        return shutil.disk_usage(folder).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+def _storage_error(exc: sqlite3.Error, folder: Path | None = None) -> StorageError:
     text = str(exc)
-    if "full" in text:
+    if "full" in text or ("I/O error" in text and _disk_full(folder)):
         return StorageError(f"the disk is full; nothing was written ({text})", code="disk_full")
     if "locked" in text or "busy" in text:
         return StorageError(f"the database stayed locked by another writer ({text})", code="db_locked")
@@ -59,7 +71,7 @@ class Database:
             self._conn = conn
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise _storage_error(exc) from exc
+            raise _storage_error(exc, self.path.parent) from exc
         return self
 
     def close(self) -> None:
@@ -111,23 +123,33 @@ class Database:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _storage_error(exc) from exc
+            raise _storage_error(exc, self.path.parent) from exc
         try:
             yield conn
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _storage_error(exc, self.path.parent) from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _storage_error(exc) from exc
+            self._rollback()
+            raise _storage_error(exc, self.path.parent) from exc
         for listener in list(self._listeners):
             listener()
 
+    def _rollback(self) -> None:
+        conn = self.conn
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite already rolled back (e.g. after SQLITE_FULL): nothing to undo
+                logger.debug("rollback after error failed", exc_info=True)
+
     def wrap_errors(self, exc: sqlite3.Error) -> StorageError:
-        return _storage_error(exc)
+        return _storage_error(exc, self.path.parent)
 
     def on_commit(self, listener: CommitListener) -> Callable[[], None]:
         """Call `listener` after each commit from this connection (in-process consumers wake up)."""

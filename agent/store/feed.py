@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from agent.store import events
 from agent.store.db import Database
@@ -42,10 +42,12 @@ class EventFeed:
         finally:
             self._waiters.discard(waiter)
 
-    async def poll(self, stop: asyncio.Event) -> None:
-        """Notice other processes' commits; run as one task of the agent."""
+    async def poll(self, stop: asyncio.Event, beat: Callable[[], None] | None = None) -> None:
+        """Notice other processes' commits; run as one task of the agent (`beat` proves it is alive)."""
         seen = self.db.data_version()
         while not stop.is_set():
+            if beat is not None:
+                beat()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
             version = self.db.data_version()

@@ -100,7 +100,7 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX checkins_booking_once ON checkins (booking) WHERE decision = 'accepted' AND booking IS NOT NULL;
     CREATE INDEX checkins_expiry ON checkins (expires_at)
     """,
-    # 2: MQTT sync state: what the broker took (PUBACK) and what central durably stored (ack).
+    # MQTT sync state (agent.sync): what the broker took (PUBACK) and what central durably stored (ack).
     """
     CREATE TABLE sync_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),

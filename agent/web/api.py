@@ -1,0 +1,281 @@
+"""The JSON API of ARCHITECTURE.md ("Local HTTP API"): tickets, the queue, counters, ratings, feedback.
+
+Every refusal is `{"error": <sentence>, "code": <machine code>}` with a 4xx status (see `server`).
+Counter actions need the counter's PIN or token (`Authorization: Bearer …` or `X-Counter-Pin`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from typing import Any, Protocol, TypeVar
+from urllib.parse import unquote
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from agent import __version__
+from agent.checkin.codes import ticket_payload
+from agent.checkin.service import Identity
+from agent.core import Core
+from agent.errors import InvalidInput, KioskError, NotFound
+from agent.queue.service import CounterResult
+from agent.web.auth import CounterAuth, presented_pin
+from agent.web.feedback import FEEDBACK_KINDS, RATING_LABELS, FeedbackDesk
+from agent.web.live import LiveHub, announcement
+from agent.web.metrics import AnnouncerStats, WebMetrics
+from agent.web.qr import qr_svg
+
+logger = logging.getLogger(__name__)
+
+MAX_OFFICER_CHARS = 60
+_SERVED_BY_MEMORY = 2000
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON with Vietnamese left readable (UTF-8), not \\u-escaped."""
+    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+
+class IdentitySource(Protocol):
+    """Who the kiosk camera identified just now (agent.checkin.service.CheckinService)."""
+
+    def consume_identity(self) -> Identity | None: ...
+
+
+class CallsUnavailable(KioskError):
+    code = "calls_unavailable"
+    http_status = 503
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=4000)
+
+
+class TicketBody(_Body):
+    service: str = Field(min_length=1, max_length=40)
+    priority: str | None = Field(None, max_length=32)
+
+
+class TransferBody(_Body):
+    service: str = Field(min_length=1, max_length=40)
+
+
+class CallBody(_Body):
+    ticket: str = Field(min_length=1, max_length=64)
+    reason: str = Field(max_length=200)
+
+
+class RatingBody(_Body):
+    score: StrictInt
+    comment: str | None = None
+
+
+class FeedbackBody(_Body):
+    kind: str = "phan-anh"
+    text: str
+    phone: str | None = Field(None, max_length=30)
+    ticket: str | None = Field(None, max_length=64)
+
+
+class ReturnBody(_Body):
+    ticket: str = Field(min_length=1, max_length=64)
+
+
+M = TypeVar("M", bound=_Body)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    raw = await request.read()  # bounded by the application's client_max_size
+    try:
+        data = json.loads(raw or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput("Dữ liệu gửi lên không phải JSON hợp lệ.", code="bad_json") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("Dữ liệu gửi lên phải là một đối tượng JSON.", code="bad_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"Dữ liệu không hợp lệ ({problems}).", code="invalid_input") from exc
+
+
+def _counter(request: web.Request) -> int:
+    raw = request.match_info["n"]
+    if not raw.isdigit() or len(raw) > 3:
+        raise NotFound(f"Không có quầy số {raw} (unknown counter)", code="unknown_counter")
+    return int(raw)
+
+
+class Api:
+    def __init__(self, core: Core, hub: LiveHub, auth: CounterAuth, desk: FeedbackDesk, metrics: WebMetrics,
+                 announcer: AnnouncerStats | None = None, identities: IdentitySource | None = None,
+                 calls_enabled: bool = False) -> None:
+        self.core = core
+        self.hub = hub
+        self.auth = auth
+        self.desk = desk
+        self.metrics = metrics
+        self.announcer = announcer
+        self.identities = identities
+        self.calls_enabled = calls_enabled
+        self.officer_at: dict[int, str] = {}  # counter → officer name given on its console
+        self.served_by: OrderedDict[str, str] = OrderedDict()  # ticket id → officer (recent tickets)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/services", self.services),
+            web.post("/api/tickets", self.take),
+            web.get("/api/tickets/{id}/qr.svg", self.ticket_qr),
+            web.post("/api/tickets/{id}/rating", self.rate),
+            web.get("/api/queue", self.queue),
+            web.get("/api/counters/{n}", self.counter_state),
+            web.post("/api/counters/{n}/{action}", self.counter_action),
+            web.post("/api/feedback", self.feedback),
+            *([] if self.calls_enabled else [web.post("/api/calls", self.calls_unavailable),
+                                             web.delete("/api/calls/{id}", self.calls_unavailable)]),
+            web.get("/api/live", self.hub.handle),
+            web.get("/healthz", self.health),
+            web.get("/metrics", self.prometheus),
+        ]
+
+    # Kiosk -----------------------------------------------------------------------------------------
+    async def services(self, request: web.Request) -> web.Response:
+        core = self.core
+        cat, queue, now = core.catalogue, core.queue, core.queue.clock()
+        groups = []
+        for group in cat.groups:
+            services = []
+            for service in group.services:
+                est = queue.estimate(service.code)
+                services.append({"code": service.code, "name": service.name, "prefix": service.prefix,
+                                 "counters": list(service.counters), "waiting": est["waiting"],
+                                 "estimated_wait_minutes": est["estimated_wait_minutes"],
+                                 "open": cat.is_open(service, now, queue.tz),
+                                 "hours_today": cat.hours_of(service).today_text(now.astimezone(queue.tz))})
+            groups.append({"code": group.code, "name": group.name, "services": services})
+        web_settings = core.settings.web
+        return json_response({
+            "office": {"name": cat.office.name, "short_name": cat.office.short_name},
+            "groups": groups,
+            "priority_classes": [{"code": p.code, "name": p.name} for p in cat.priority_classes if p.kiosk],
+            "counters": [{"number": c.number, "name": c.name} for c in cat.counters],
+            "rating": {"levels": web_settings.rating_levels, "labels": RATING_LABELS[web_settings.rating_levels]},
+            "feedback_kinds": FEEDBACK_KINDS,
+            "idle_reset_seconds": web_settings.idle_reset_seconds,
+            "enforce_hours": core.settings.queue.enforce_hours,
+        })
+
+    async def take(self, request: web.Request) -> web.Response:
+        body = await read_body(request, TicketBody)
+        # A resident who just showed their ID card to the camera gets this ticket linked to the card's
+        # keyed hash (never the card itself), so a repeat visit can be recognised.
+        identity = self.identities.consume_identity() if self.identities is not None else None
+        issued = self.core.queue.take(body.service, body.priority or None, source="kiosk",
+                                      resident=identity.resident_ref if identity else None)
+        data = issued.public()
+        data["qr"] = f"/api/tickets/{issued.ticket.id}/qr.svg"
+        return json_response(data, status=201)
+
+    async def ticket_qr(self, request: web.Request) -> web.Response:
+        ticket = self.core.queue.get(request.match_info["id"])
+        svg = qr_svg(ticket_payload(ticket.id))
+        return web.Response(body=svg, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+    async def rate(self, request: web.Request) -> web.Response:
+        body = await read_body(request, RatingBody)
+        ref = request.match_info["id"]
+        ticket = self.core.queue.get(ref)
+        officer = self.served_by.get(ticket.id) or (self.officer_at.get(ticket.counter) if ticket.counter else None)
+        rating = self.desk.rate(ticket.id, body.score, body.comment, officer)
+        return json_response(rating.public(), status=201)
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        body = await read_body(request, FeedbackBody)
+        return json_response(self.desk.submit(body.kind, body.text, body.phone, body.ticket), status=201)
+
+    async def calls_unavailable(self, request: web.Request) -> web.Response:
+        raise CallsUnavailable("Chức năng gọi cán bộ chưa sẵn sàng. Xin mời quý vị đến quầy hướng dẫn.")
+
+    # Board -----------------------------------------------------------------------------------------
+    async def queue(self, request: web.Request) -> web.Response:
+        snap = self.core.queue.snapshot(self.core.settings.web.board_last_calls)
+        for call in snap["last_calls"]:
+            call["announcement"] = announcement(call["type"], call)
+        snap["seq"] = self.hub.last_seq()
+        return json_response(snap)
+
+    # Counters --------------------------------------------------------------------------------------
+    def _authorise(self, request: web.Request, counter: int) -> None:
+        self.core.catalogue.counter(counter)
+        self.auth.check(counter, presented_pin(request.headers.get("Authorization"),
+                                               request.headers.get("X-Counter-Pin")))
+        officer = unquote(request.headers.get("X-Officer", "")).strip()[:MAX_OFFICER_CHARS]
+        if officer:
+            self.officer_at[counter] = officer
+
+    async def counter_state(self, request: web.Request) -> web.Response:
+        counter = _counter(request)
+        self._authorise(request, counter)
+        queue = self.core.queue
+        served = [s.code for s in self.core.catalogue.services_of_counter(counter)]
+        current = queue.current(counter)
+        return json_response({
+            "counter": counter, "name": self.core.catalogue.counter(counter).name,
+            "officer": self.officer_at.get(counter),
+            "services": [{"code": s.code, "name": s.name} for s in self.core.catalogue.services()],
+            "serves": served,
+            "ticket": current.public() if current else None,
+            "waiting": [t.public() for t in queue.waiting() if t.service in served],
+            "held": [t.public() for t in queue.held()],
+            "seq": self.hub.last_seq(),
+        })
+
+    async def counter_action(self, request: web.Request) -> web.Response:
+        counter = _counter(request)
+        action = request.match_info["action"]
+        queue = self.core.queue
+        if action not in ("next", "recall", "start", "done", "no-show", "transfer", "hold", "call", "return"):
+            raise NotFound(f"Không có thao tác '{action}' (unknown counter action)", code="unknown_action")
+        self._authorise(request, counter)
+        result: CounterResult
+        if action == "transfer":
+            result = queue.transfer(counter, (await read_body(request, TransferBody)).service)
+        elif action == "call":
+            body = await read_body(request, CallBody)
+            result = queue.call(counter, body.ticket, body.reason)
+        elif action == "return":
+            body_t = await read_body(request, ReturnBody)
+            ticket = queue.return_(body_t.ticket)
+            result = CounterResult("return", counter, None, ticket, note=f"Số {ticket.number} đã vào lại hàng chờ.")
+        else:
+            result = {"next": queue.next, "recall": queue.recall, "start": queue.start, "done": queue.done,
+                      "no-show": queue.no_show, "hold": queue.hold}[action](counter)
+        officer = self.officer_at.get(counter)
+        if officer and result.ticket is not None:
+            self.served_by[result.ticket.id] = officer
+            self.served_by.move_to_end(result.ticket.id)
+            while len(self.served_by) > _SERVED_BY_MEMORY:
+                self.served_by.popitem(last=False)
+        data = result.public()
+        if result.ticket is not None and result.ticket.state == "called" and action in ("next", "call", "recall"):
+            data["announcement"] = announcement("ticket.recalled" if action == "recall" else "ticket.called",
+                                                {"number": result.ticket.number, "counter": counter})
+        return json_response(data)
+
+    # Operations ------------------------------------------------------------------------------------
+    async def health(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok", "version": __version__, "seq": self.hub.last_seq(),
+                                  "kiosk": self.core.settings.device.kiosk})
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        waiting = {row[0]: int(row[1]) for row in self.core.db.conn.execute(
+            "SELECT service, COUNT(*) FROM tickets WHERE state='waiting' GROUP BY service")}
+        for service in self.core.catalogue.services():
+            waiting.setdefault(service.code, 0)
+        text = self.metrics.render(last_seq=self.hub.last_seq(), waiting=waiting, live_clients=self.hub.clients,
+                                   live_messages=self.hub.messages_sent, auth_failures=self.auth.failures_total,
+                                   announcer=self.announcer)
+        return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                            headers={"X-Prometheus-Format": "0.0.4"})

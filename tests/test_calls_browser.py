@@ -1,0 +1,80 @@
+"""The officer console in a real headless Chromium answers a kiosk call (MQTT over WebSockets)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from playwright.async_api import async_playwright
+
+from agent.calls.web import call_routes, officer_routes
+from agent.settings import CallSettings, DeviceSettings, Settings
+from agent.store.db import Database
+from tests.rtc_broker import Broker
+from tests.test_calls import KIOSK, WARD, Rig
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+
+
+async def serve(*routes: list[web.RouteDef]) -> tuple[web.AppRunner, int]:
+    app = web.Application()
+    for group in routes:
+        app.add_routes(group)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, int(runner.addresses[0][1])
+
+
+@pytest.fixture
+async def kiosk(db: Database, tmp_path: Path) -> AsyncIterator[Rig]:
+    broker = Broker(tmp_path).start()
+    rig = Rig(db, broker, tmp_path)
+    try:
+        yield rig
+    finally:
+        await rig.close()
+        broker.kill()
+
+
+async def test_chromium_officer_accepts_and_sees_the_kiosk(kiosk: Rig) -> None:
+    service = await kiosk.start()
+    settings = Settings(device=DeviceSettings(ward=WARD, kiosk=KIOSK),  # type: ignore[call-arg]
+                        call=CallSettings(host_addresses=["127.0.0.1"]))
+    runner, port = await serve(officer_routes(settings), call_routes(service))
+    query = (f"broker=ws://127.0.0.1:{kiosk.broker.ws_port}&wards={WARD}&officer=C%C3%A1n%20b%E1%BB%99%20B"
+             "&loopback=1&autoconnect=1")
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = await browser.new_page()
+                await page.goto(f"http://127.0.0.1:{port}/officer?{query}")
+                await page.wait_for_function("window.officerState && window.officerState.status === 'connected'",
+                                             timeout=15_000)
+                call_id = await service.start_call(service="khai-sinh")
+                button = page.locator(f"button.accept[data-call='{call_id}']")
+                await button.click(timeout=10_000)
+                info = await service.wait_for(call_id, "connected", timeout=20)
+                assert info["state"] == "connected" and info["officer"] == "Cán bộ B"
+                await page.wait_for_function("document.getElementById('remote').videoWidth > 0", timeout=15_000)
+                timing: Any = await page.evaluate("window.officerState.timings[0]")
+                assert timing["setupMs"] is not None and timing["setupMs"] > 0
+                ended = await service.hangup(call_id)
+                assert ended["ended_by"] == "kiosk"
+                await page.wait_for_function("window.officerState.callState === 'ended'", timeout=10_000)
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+    assert [e.type for e in kiosk.events("call.")] == ["call.requested", "call.answered", "call.ended"]
