@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from agent import __version__
+from agent.calls.mqtt_transport import MqttSignalTransport
+from agent.calls.service import CallService
+from agent.calls.signalling import CallTopics
+from agent.calls.web import call_routes, officer_routes
 from agent.checkin.runtime import device_events, make_checkin
 from agent.checkin.scanner import Scanner
 from agent.checkin.service import CheckinService
@@ -24,8 +32,11 @@ from agent.ops.systemd import Liveness, Notifier, watchdog_interval, watchdog_lo
 from agent.settings import Settings
 from agent.store import events
 from agent.store.feed import EventFeed
+from agent.sync.runner import Sync, SyncHooks, build_sync
+from agent.voice.announcer import Announcer
 from agent.voice.wiring import build_announcer, run_announcer
 from agent.web.server import WebServer
+from devices import audio
 from devices.camera import open_source
 from devices.capture import SharedCamera
 from devices.decoders import PipelineDecoder
@@ -47,6 +58,8 @@ class Agent:
     camera: SharedCamera | None
     boot: int
     liveness: Liveness
+    hooks: SyncHooks
+    scanner: Scanner | None = None
 
 
 async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
@@ -71,7 +84,7 @@ async def feed_loop(agent: Agent, stop: asyncio.Event) -> None:
     await agent.feed.poll(stop, beat=lambda: agent.liveness.beat("feed"))
 
 
-async def scanner_loop(agent: Agent, stop: asyncio.Event) -> None:
+def make_scanner(agent: Agent) -> Scanner:
     assert agent.camera is not None
     settings = agent.settings.checkin
 
@@ -80,9 +93,8 @@ async def scanner_loop(agent: Agent, stop: asyncio.Event) -> None:
         logger.info("check-in %s: %s %s", decision.kind, "accepted" if decision.accepted else "rejected",
                     decision.code)
 
-    scanner = Scanner(agent.camera, PipelineDecoder(budget_ms=settings.decode_budget_ms), handle,
-                      rate=settings.scan_rate, debounce_s=settings.debounce_seconds)
-    await scanner.run(stop)
+    return Scanner(agent.camera, PipelineDecoder(budget_ms=settings.decode_budget_ms), handle,
+                   rate=settings.scan_rate, debounce_s=settings.debounce_seconds)
 
 
 def record_start(core: Core, clock: Clock) -> int:
@@ -94,17 +106,52 @@ def record_start(core: Core, clock: Clock) -> int:
     return boot
 
 
+def register_hooks(agent: Agent, announcer: Announcer | None, calls: CallService | None) -> None:
+    """What each part tells central through telemetry, and the runtime settings `set` may change."""
+    hooks = agent.hooks
+    if agent.camera is not None:
+        camera = agent.camera
+        hooks.telemetry.add("camera", lambda: dataclasses.asdict(camera.stats()))
+    if agent.scanner is not None:
+        scanner = agent.scanner
+        hooks.telemetry.add("scanner", lambda: dataclasses.asdict(scanner.stats))
+    if announcer is not None:
+        hooks.telemetry.add("announcer", lambda: {"played": announcer.played, "dropped": announcer.dropped,
+                                                   "volume": announcer.config.volume})
+
+        def set_volume(value: float) -> None:
+            announcer.config = dataclasses.replace(announcer.config, volume=value)
+
+        hooks.runtime.add("announcer.volume", Annotated[float, Field(ge=0, le=1)],
+                          lambda: announcer.config.volume, set_volume, "Loudness of the call-outs, 0..1.")
+    if calls is not None:
+        hooks.telemetry.add("call", lambda: calls.state() or {"state": "idle"})
+
+
+def make_calls(agent: Agent, sync: Sync | None) -> CallService | None:
+    s = agent.settings
+    if not s.call.enabled or sync is None or agent.camera is None:
+        return None
+    return CallService(db=agent.core.db, settings=s.call,
+                       topics=CallTopics(s.mqtt.root, s.device.ward, s.device.kiosk),
+                       transport=MqttSignalTransport(sync.client), camera=agent.camera,
+                       microphone=audio.open_source(s.call.microphone), speaker=audio.open_sink(s.call.speaker),
+                       clock=agent.clock)
+
+
 async def run_agent(settings: Settings, clock: Clock = system_clock, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
+        # The store and the event log everything else consumes.
         core = Core.open(settings, clock)
         stack.callback(core.close)
         boot = record_start(core, clock)
         feed = EventFeed(core.db)
         stack.callback(feed.close)
+        # The camera, opened once, shared by the QR scanner and the video calls.
         camera = None
         if settings.camera.enabled:
             fault, recovered = device_events(core, clock, "camera")
@@ -114,26 +161,36 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
             stack.push_async_callback(camera.stop)
         notifier = Notifier()
         stack.callback(notifier.close)
-        agent = Agent(settings, clock, core, feed, make_checkin(core, clock), camera, boot, Liveness())
+        agent = Agent(settings, clock, core, feed, make_checkin(core, clock), camera, boot, Liveness(), SyncHooks())
+        agent.scanner = make_scanner(agent) if camera is not None else None
+        # MQTT sync (outbox, status, telemetry, commands) and the calls signalled through it.
+        sync = build_sync(core, agent.hooks, feed) if settings.mqtt.enabled else None
+        calls = make_calls(agent, sync)
+        if calls is not None:
+            await stack.enter_async_context(calls)
+        # Voice and screens.
         announcer = build_announcer(settings) if settings.voice.enabled else None
-        web = WebServer(core, feed, announcer=announcer, clock=clock, identities=agent.checkin)
+        routes: list[Any] = [*call_routes(calls), *officer_routes(settings)] if calls is not None else []
+        web = WebServer(core, feed, announcer=announcer, clock=clock, identities=agent.checkin, extra_routes=routes)
         await web.start()  # bound before READY: the screens work as soon as systemd says so
         stack.push_async_callback(web.stop)
+        register_hooks(agent, announcer, calls)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(feed_loop(agent, stop))
             tg.create_task(sweep_loop(agent, stop))
-            if camera is not None:
-                tg.create_task(scanner_loop(agent, stop))
+            if agent.scanner is not None:
+                tg.create_task(agent.scanner.run(stop))
             if announcer is not None:
                 tg.create_task(run_announcer(core, feed, stop, announcer))
+            if sync is not None:
+                tg.create_task(sync.run(stop))
             interval = watchdog_interval()
             if interval is not None:
                 tg.create_task(watchdog_loop(notifier, agent.liveness, interval, stop))
-            # READY once the store, the camera and the parts' servers are up.
             notifier.notify("READY=1", f"STATUS=ward {settings.device.ward} kiosk {settings.device.kiosk} "
                             f"boot {boot}")
-            logger.info("agent %s started: ward %s kiosk %s boot %d db %s", __version__, settings.device.ward,
-                        settings.device.kiosk, boot, settings.db_path())
+            logger.info("agent %s started: ward %s kiosk %s boot %d db %s, screens on %s", __version__,
+                        settings.device.ward, settings.device.kiosk, boot, settings.db_path(), web.url)
             await stop.wait()
             notifier.notify("STOPPING=1")
     logger.info("agent stopped")

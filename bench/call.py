@@ -42,7 +42,7 @@ from agent.settings import CallSettings, DeviceSettings, Settings  # noqa: E402
 from agent.store.db import Database  # noqa: E402
 from devices import audio  # noqa: E402
 from devices.capture import SharedCamera  # noqa: E402
-from tests.rtc_broker import Broker, PahoTransport  # noqa: E402
+from tests.rtc_broker import AgentTransport, Broker  # noqa: E402
 from tests.test_calls_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 WARD, KIOSK, ROOTTOPIC = "26734", "bench-01", "wards"
@@ -108,11 +108,11 @@ def pct(values: list[float], q: float) -> float:
 # --- kiosk side (in process) ---------------------------------------------------------------------------
 
 
-async def make_kiosk(db: Database, broker: Broker) -> tuple[CallService, SharedCamera, PahoTransport]:
+async def make_kiosk(db: Database, broker: Broker) -> tuple[CallService, SharedCamera, AgentTransport]:
     rtc.restrict_host_addresses(LOOPBACK)
     camera = SharedCamera(StampedSource())
     await camera.start()
-    transport = await PahoTransport(broker.port, client_id=f"kiosk-{time.monotonic_ns()}").connect()
+    transport = await AgentTransport(broker.port, client_id=f"kiosk-{time.monotonic_ns()}").connect()
     service = CallService(db=db, settings=CallSettings(host_addresses=LOOPBACK), topics=CallTopics(
         ROOTTOPIC, WARD, KIOSK), transport=transport, camera=camera,
         microphone=audio.SyntheticSource(tone_hz=440.0), speaker=audio.NullSink())
@@ -122,7 +122,7 @@ async def make_kiosk(db: Database, broker: Broker) -> tuple[CallService, SharedC
 
 async def bench_aiortc_officer(db: Database, broker: Broker, calls: int) -> tuple[list[float], list[float]]:
     service, camera, transport = await make_kiosk(db, broker)
-    officer_t = await PahoTransport(broker.port, client_id="officer").connect()
+    officer_t = await AgentTransport(broker.port, client_id="officer").connect()
     officer = AiortcOfficer(officer_t, root=ROOTTOPIC, ward=WARD, name="bench")
     await officer.start()
     setups: list[float] = []
@@ -221,7 +221,7 @@ class BareVideo(VideoStreamTrack):
 async def sender_process(mode: str, port: int, window: float) -> None:
     """Run the kiosk (mode kiosk) or a bare aiortc sender (mode bare); print CPU % over ``window``."""
     rtc.restrict_host_addresses(LOOPBACK)
-    transport = await PahoTransport(port, client_id=f"{mode}-sender").connect()
+    transport = await AgentTransport(port, client_id=f"{mode}-sender").connect()
     result: dict[str, Any] = {"mode": mode}
     if mode == "bare":
         sub = await transport.subscribe(f"bench/{mode}/answer")
@@ -285,7 +285,7 @@ async def cpu_pair(broker: Broker, window: float) -> dict[str, dict[str, Any]]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--sender", mode, "--port", str(broker.port), "--window", str(window),
             stdout=asyncio.subprocess.PIPE)
-        transport = await PahoTransport(broker.port, client_id=f"officer-{mode}").connect()
+        transport = await AgentTransport(broker.port, client_id=f"officer-{mode}").connect()
         pc: Any = None
         officer: AiortcOfficer | None = None
         if mode == "bare":

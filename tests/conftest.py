@@ -75,3 +75,7 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     assert not leaked, f"threads leaked: {leaked}"
+
+
+# Fixtures shared by several test files: a real mosquitto on a free port, and headless Chromium.
+pytest_plugins = ["tests.brokers", "tests.browsers"]

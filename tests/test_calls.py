@@ -28,7 +28,7 @@ from devices import audio
 from devices.camera import open_source
 from devices.capture import SharedCamera
 from devices.decoders import ZxingDecoder
-from tests.rtc_broker import Broker, PahoTransport
+from tests.rtc_broker import AgentTransport, Broker
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -54,12 +54,12 @@ class Rig:
         self.settings = CallSettings(host_addresses=LOOPBACK, **settings)
         self.camera = SharedCamera(open_source("demo:?fps=15", demo_payloads=[PAYLOAD]))
         self.speaker = audio.WavFileSink(tmp_path / "speaker")
-        self.transports: list[PahoTransport] = []
+        self.transports: list[AgentTransport] = []
         self.officers: list[AiortcOfficer] = []
         self.service: CallService | None = None
 
-    async def transport(self, name: str) -> PahoTransport:
-        t = await PahoTransport(self.broker.port, client_id=name).connect()
+    async def transport(self, name: str) -> AgentTransport:
+        t = await AgentTransport(self.broker.port, client_id=name).connect()
         self.transports.append(t)
         return t
 

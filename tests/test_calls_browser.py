@@ -13,17 +13,13 @@ from playwright.async_api import async_playwright
 from agent.calls.web import call_routes, officer_routes
 from agent.settings import CallSettings, DeviceSettings, Settings
 from agent.store.db import Database
+from tests.browsers import CHROMIUM, MEDIA_ARGS
 from tests.rtc_broker import Broker
 from tests.test_calls import KIOSK, WARD, Rig
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-]
+CHROMIUM_ARGS = MEDIA_ARGS
 
 
 async def serve(*routes: list[web.RouteDef]) -> tuple[web.AppRunner, int]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from agent.core import Core
 from agent.settings import load_settings
@@ -24,20 +24,17 @@ from agent.voice.tts import EspeakSynth
 from agent.voice.wiring import run_announcer
 from agent.web.server import WebServer
 from devices.audio import WavFileSink, read_wav
+from tests.browsers import require_chromium
 from tests.conftest import CATALOGUE, ROOT
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 ARTIFACTS = ROOT / "test-artifacts"
 PORTRAIT = {"width": 1080, "height": 1920}
 LANDSCAPE = {"width": 1920, "height": 1080}
 PIN = "4821"
 
-if not Path(CHROMIUM).exists():  # pragma: no cover - the Makefile installs it
-    pytest.skip("needs Debian's chromium at /usr/bin/chromium", allow_module_level=True)
+require_chromium()
 
 
 class Stack:
@@ -80,14 +77,6 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     await s.start()
     yield s
     await s.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        await b.close()
 
 
 async def open_page(browser: Browser, url: str, viewport: dict[str, int] = PORTRAIT) -> Page:

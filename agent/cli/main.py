@@ -12,7 +12,17 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import call_cmds, config_cmds, events_cmds, qr_cmds, queue_cmds, run_cmd
+from agent.cli import (
+    call_cmds,
+    central_cmds,
+    config_cmds,
+    events_cmds,
+    fleet_cmds,
+    ops_cmds,
+    qr_cmds,
+    queue_cmds,
+    run_cmd,
+)
 from agent.cli.state import STATE
 from agent.errors import KioskError
 
@@ -36,7 +46,10 @@ queue_cmds.register(app)
 events_cmds.register(app)
 qr_cmds.register(app)
 call_cmds.register(app)
+ops_cmds.register(app)
 run_cmd.register(app)
+central_cmds.register(app)
+fleet_cmds.register(app)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 (function () {
   var h = WK.h, $ = WK.$;
   var config = null, group = null, service = null, entry = "", rateTicket = null, kind = "phan-anh";
-  var idleTimer = null, checkinTimer = null;
+  var idleTimer = null, checkinTimer = null, suggested = null;
   var SCREENS = ["s-start", "s-services", "s-priority", "s-ticket", "s-rate-number", "s-rate-score", "s-feedback", "s-thanks"];
 
   function go(id) {
@@ -14,7 +14,7 @@
   }
 
   function reset() {
-    group = service = rateTicket = null;
+    group = service = rateTicket = suggested = null;
     entry = "";
     $("entry").textContent = "";
     $("fb-text").value = "";
@@ -81,9 +81,16 @@
     var box = WK.clear($("priorities"));
     box.appendChild(h("button", { type: "button", class: "tile ok", dataset: { priority: "" },
       onclick: function () { take(null); } }, "Không — lấy số thường"));
-    config.priority_classes.forEach(function (p) {
-      box.appendChild(h("button", { type: "button", class: "tile secondary", dataset: { priority: p.code },
-        onclick: function () { take(p); } }, p.name));
+    // An ID card just shown to the camera may make the resident eligible (người cao tuổi):
+    // offer that class first, in the green of the default choice.
+    var classes = config.priority_classes.slice().sort(function (a, b) {
+      return (b.code === suggested) - (a.code === suggested);
+    });
+    classes.forEach(function (p) {
+      var isSuggested = p.code === suggested;
+      box.insertBefore(h("button", { type: "button", class: "tile " + (isSuggested ? "ok" : "secondary"),
+        dataset: { priority: p.code, suggested: String(isSuggested) }, onclick: function () { take(p); } },
+        isSuggested ? "Đề xuất: " + p.name : p.name), isSuggested ? box.firstChild : null);
     });
     go("s-priority");
   }
@@ -186,6 +193,14 @@
     touched();
   }
 
+  function identified(e) {
+    // The camera read an ID card: greet, then let the resident choose a service (the ticket they
+    // take next is linked to the card's keyed hash on the agent; nothing personal reaches this page).
+    showCheckin(e, true);
+    suggested = (e.data && e.data.suggested_priority) || null;
+    if (document.body.dataset.screen === "s-thanks") go("s-start");  // the start screen lists the groups
+  }
+
   function fresh(envelope) { // a replayed check-in from minutes ago is no news to the person in front
     return !envelope.at || WK.now().getTime() - new Date(envelope.at).getTime() < 60000;
   }
@@ -205,7 +220,10 @@
 
   WK.startClock($("clock"), $("date"), false);
   WK.live({
-    "checkin.accepted": function (e) { if (fresh(e)) showCheckin(e, true); },
+    "checkin.accepted": function (e) {
+      if (!fresh(e)) return;
+      if (e.data && e.data.kind === "id_card") identified(e); else showCheckin(e, true);
+    },
     "checkin.rejected": function (e) { if (fresh(e)) showCheckin(e, false); },
     state: function () { if (document.body.dataset.screen === "s-start" && config) loadServices(); }
   });

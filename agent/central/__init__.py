@@ -1,0 +1,1 @@
+"""Central side: the event ingest (end-to-end acknowledgements) and the fleet monitor."""

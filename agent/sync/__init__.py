@@ -1,0 +1,1 @@
+"""Kiosk → central sync over MQTT: the outbox, telemetry, status and commands."""
