@@ -34,7 +34,7 @@ from agent.store import events
 from agent.store.feed import EventFeed
 from agent.sync.runner import Sync, SyncHooks, build_sync
 from agent.voice.announcer import Announcer
-from agent.voice.wiring import build_announcer, run_announcer
+from agent.voice.wiring import build_announcer, run_announcer, sink_spec
 from agent.web.server import WebServer
 from devices import audio
 from devices.camera import open_source
@@ -135,7 +135,8 @@ def make_calls(agent: Agent, sync: Sync | None) -> CallService | None:
     return CallService(db=agent.core.db, settings=s.call,
                        topics=CallTopics(s.mqtt.root, s.device.ward, s.device.kiosk),
                        transport=MqttSignalTransport(sync.client), camera=agent.camera,
-                       microphone=audio.open_source(s.call.microphone), speaker=audio.open_sink(s.call.speaker),
+                       microphone=audio.open_source(s.call.microphone),
+                       speaker=audio.open_sink(sink_spec(s, s.call.speaker)),
                        clock=agent.clock)
 
 

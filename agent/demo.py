@@ -1,7 +1,8 @@
-"""`make run`: the agent on the demo defaults, with a local broker if none is running.
+"""`make run`: the agent on the demo defaults, with a local broker and a central ingest beside it.
 
-Starts `mosquitto` on 127.0.0.1:1883 when nothing listens there (a machine with the Debian
-service already has one), then runs `kiosk run --config config/kiosk.demo.toml`.
+Starts `mosquitto` on 127.0.0.1:1883 when nothing listens there (a machine with the Debian service
+already has one), a `kiosk central ingest` process storing into var/demo/central.db (so the demo
+shows events acknowledged end to end), then the agent with `config/kiosk.demo.toml`.
 """
 
 from __future__ import annotations
@@ -42,14 +43,29 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     broker = ensure_broker()
     settings = load_settings(DEMO_CONFIG)
-    print(f"ward-kiosk demo: kiosk screen http://{settings.web.host}:{settings.web.port}/ "
-          f"· board /board · counter /counter/1 · data in {settings.data_dir()}", flush=True)
+    central_db = settings.data_dir() / "central.db"
+    settings.data_dir().mkdir(parents=True, exist_ok=True)
+    ingest = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "central", "ingest", "--broker",
+                               settings.mqtt.url, "--db", str(central_db)])
+    web = f"http://{settings.web.host}:{settings.web.port}"
+    print(f"""
+ward-kiosk demo ({settings.device.kiosk}, ward {settings.device.ward}); data in {settings.data_dir()}
+  kiosk screen    {web}/            display board  {web}/board
+  counter 1       {web}/counter/1   (PIN 1111; counters 2-6: 2222 … 6666)
+  officer console {web}/officer     (needs a broker with a WebSocket listener)
+  the demo camera shows a sample ID card, an appointment and a dossier receipt in turn
+  try: .venv/bin/kiosk -c config/kiosk.demo.toml queue show   ·   kiosk fleet status --broker {settings.mqtt.url}
+""", flush=True)
     try:
         asyncio.run(run_agent(settings))
     finally:
-        if broker is not None:
-            broker.terminate()
-            broker.wait(timeout=10)
+        for proc in (ingest, broker):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 if __name__ == "__main__":

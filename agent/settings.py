@@ -125,7 +125,7 @@ _QUIET = r"^([01]\d|2[0-3]):[0-5]\d$"
 class VoiceSettings(Section):
     enabled: bool = Field(True, description="Announce calls on the hall loudspeaker at all.")
     sink: str = Field(
-        "sounddevice", description="Where call-outs play: sounddevice[:DEVICE], wav:DIR or null."
+        "sounddevice", description="Where call-outs play: sounddevice[:DEVICE], wav:DIR, auto:DIR or null."
     )
     volume: float = Field(0.8, ge=0, le=1, description="Gain of the whole call-out, 0..1.")
     repeat: int = Field(2, ge=1, le=5, description="How many times the sentence is said.")
@@ -237,7 +237,9 @@ class CallSettings(Section):
     max_height: int = Field(480, ge=120, le=1080, description="… and this height.")
     max_fps: float = Field(15, gt=0, le=30, description="Video frames sent per second, at most.")
     microphone: str = Field("sounddevice", description="Call microphone: sounddevice[:DEVICE], file:PATH.wav, tone:HZ.")
-    speaker: str = Field("sounddevice", description="Officer's voice plays on: sounddevice[:DEVICE], wav:DIR, null.")
+    speaker: str = Field(
+        "sounddevice", description="Officer's voice plays on: sounddevice[:DEVICE], wav:DIR, auto:DIR, null."
+    )
     officer_broker_url: str | None = Field(
         None, description="MQTT over WebSockets URL the officer console connects to (ws:// or wss://)."
     )
@@ -297,6 +299,9 @@ class Settings(BaseSettings):
         return self._config_file
 
     def data_dir(self) -> Path:
+        return self._data_dir().resolve()
+
+    def _data_dir(self) -> Path:
         if self.storage.data_dir is not None:
             return self._relative(self.storage.data_dir)
         state = os.environ.get("STATE_DIRECTORY")

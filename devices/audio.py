@@ -323,6 +323,25 @@ class NullSink:
         self.played += 1
 
 
+class FallbackSink:
+    """The sound card when there is one, else WAV files: a developer's laptop speaks, a headless box
+    (CI, a VM) keeps the call-outs as files instead of failing every one."""
+
+    def __init__(self, primary: AudioSink, fallback: AudioSink) -> None:
+        self.primary: AudioSink | None = primary
+        self.fallback = fallback
+
+    async def play(self, pcm: Pcm, sample_rate: int) -> None:
+        if self.primary is not None:
+            try:
+                await self.primary.play(pcm, sample_rate)
+                return
+            except AudioDeviceError as exc:
+                logger.warning("no usable loudspeaker (%s): call-outs go to WAV files from now on", exc)
+                self.primary = None
+        await self.fallback.play(pcm, sample_rate)
+
+
 # --- sources -----------------------------------------------------------------------------------------
 
 
@@ -549,9 +568,14 @@ def _device_arg(arg: str) -> DeviceSpec:
 
 
 def open_sink(spec: str) -> AudioSink:
-    """``"sounddevice"``, ``"sounddevice:DEVICE"``, ``"wav:DIR"`` or ``"null"``; no device is touched yet."""
+    """``"sounddevice"``, ``"sounddevice:DEVICE"``, ``"wav:DIR"``, ``"auto:DIR"`` (the sound card, else WAV
+    files in DIR) or ``"null"``; no device is touched yet."""
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    if kind == "auto":
+        if not arg.strip():
+            raise ConfigError("audio sink 'auto:DIR' needs a folder for when there is no sound card")
+        return FallbackSink(SoundDeviceSink(None), WavFileSink(Path(arg.strip())))
     if kind == "sounddevice":
         return SoundDeviceSink(_device_arg(arg))
     if kind == "wav":
@@ -560,7 +584,7 @@ def open_sink(spec: str) -> AudioSink:
         return WavFileSink(Path(arg.strip()))
     if kind == "null" and not arg:
         return NullSink()
-    raise ConfigError(f"unknown audio sink {spec!r}; use sounddevice[:DEVICE], wav:DIR or null")
+    raise ConfigError(f"unknown audio sink {spec!r}; use sounddevice[:DEVICE], wav:DIR, auto:DIR or null")
 
 
 def open_source(spec: str) -> AudioSource:

@@ -122,10 +122,15 @@ class Telemetry:
 
     async def run(self, stop: asyncio.Event) -> None:
         psutil.cpu_percent(interval=None)  # the first call only starts the measurement
+        # Right after each (re)connection, central gets fresh health instead of waiting an interval.
+        connected = asyncio.Event()
+        self.client.on_connect(connected.set)
         while not stop.is_set():
             self._changed.clear()
-            await wait_any(stop.wait(), self._changed.wait(), timeout=self.interval)
-            if stop.is_set() or self._changed.is_set() or not self.client.is_connected:
+            await wait_any(stop.wait(), self._changed.wait(), connected.wait(), timeout=self.interval)
+            now = connected.is_set()
+            connected.clear()
+            if stop.is_set() or (self._changed.is_set() and not now) or not self.client.is_connected:
                 continue
             try:
                 payload = json.dumps(self.build(), ensure_ascii=False, separators=(",", ":"))

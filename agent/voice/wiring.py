@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import time
+from pathlib import Path
 
 from agent.core import Core
 from agent.errors import KioskError
@@ -50,8 +51,16 @@ def build_announcer(settings: Settings, sink: AudioSink | None = None) -> Announ
     synth: SpeechSynth = espeak
     if voice.clip_pack is not None:
         synth = ClipPackSynth(settings.config_path(voice.clip_pack), espeak)
-    return Announcer(sink if sink is not None else open_sink(voice.sink), synth,
+    return Announcer(sink if sink is not None else open_sink(sink_spec(settings, voice.sink)), synth,
                      announcer_config(voice, settings.queue.timezone))
+
+
+def sink_spec(settings: Settings, spec: str) -> str:
+    """A `wav:`/`auto:` folder given relative to the config file, made absolute."""
+    kind, sep, arg = spec.partition(":")
+    if sep and kind in ("wav", "auto") and arg and not Path(arg).is_absolute():
+        return f"{kind}:{settings.config_path(Path(arg))}"
+    return spec
 
 
 async def feed_announcer(announcer: Announcer, feed: EventFeed, after_seq: int) -> None:
