@@ -312,3 +312,58 @@ async def test_stalled_loop_stops_watchdog_pings(tmp_path: Path) -> None:
     sock.close()
 
 
+
+
+# Doctor against the production broker config: TLS, client certificates, the ACL -----------------
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, Path]]:
+    from tests.test_broker_acl import CONF, make_pki, production_config
+
+    pki = tmp_path / "pki"
+    make_pki(pki, ["26740/sg-01"])
+    passwd = tmp_path / "passwd"
+    passwd.write_text("", encoding="utf-8")
+    from tests.brokers import free_port
+
+    port, pw_port = free_port(), free_port()
+    broker = Broker(tmp_path / "broker", port=port, listener="",
+                    config=production_config(pki, CONF / "ward-kiosk.acl", passwd, port, pw_port))
+    broker.start()
+    try:
+        yield broker, pki
+    finally:
+        broker.stop()
+
+
+def _provision_tls(env: dict[str, str], tmp_path: Path, broker: Broker, pki: Path, cert_dir: Path) -> Path:
+    cfg = tmp_path / "etc"
+    proc = provision(env, cfg, "--ward", "26740", "--kiosk", "sg-01", "--broker", f"mqtts://127.0.0.1:{broker.port}",
+                     "--data-dir", str(tmp_path / "state"), "--tls", "install",
+                     "--cert", str(cert_dir / "26740_sg-01.pem"), "--key", str(cert_dir / "26740_sg-01.key"),
+                     "--ca", str(pki / "ca.pem"))
+    assert proc.returncode == 0, proc.stderr
+    return cfg / "kiosk.toml"
+
+
+def test_doctor_tls_acl_round_trip(env: dict[str, str], tmp_path: Path, tls_broker: tuple[Broker, Path]) -> None:
+    broker, pki = tls_broker
+    cfg = _provision_tls(env, tmp_path, broker, pki, pki)
+    code, checks = doctor(env, cfg, "--skip", "camera")
+    assert code == 0, checks
+    assert checks["broker_tls"]["status"] == "ok" and checks["broker_roundtrip"]["status"] == "ok"
+    # the test certificate lives one day: valid, but the doctor warns about the coming expiry
+    assert checks["certificate"]["status"] == "warn" and "expires in 0 days" in str(checks["certificate"])
+
+
+def test_doctor_certificate_from_another_ca(env: dict[str, str], tmp_path: Path,
+                                            tls_broker: tuple[Broker, Path]) -> None:
+    from tests.test_broker_acl import make_pki
+
+    broker, pki = tls_broker
+    rogue = tmp_path / "rogue"
+    make_pki(rogue, ["26740/sg-01"])  # same CN, signed by a CA the broker does not trust
+    cfg = _provision_tls(env, tmp_path, broker, pki, rogue)
+    code, checks = doctor(env, cfg, "--skip", "camera")
+    assert code == 1
+    failed = [name for name, c in checks.items() if c["status"] == "fail"]
+    assert failed and failed[0].startswith("broker_"), checks

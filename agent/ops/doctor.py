@@ -225,9 +225,9 @@ def check_broker(settings: Settings, timeout: float = 8.0) -> list[Check]:
         client = MqttClient(opts)
         stop = asyncio.Event()
         topics = KioskTopics(settings.mqtt.root, settings.device.ward, settings.device.kiosk)
-        # The kiosk may write anywhere under its prefix and read its own cmd topics (broker ACL):
-        # an echo there proves both directions without touching anyone else's topics.
-        topic = f"{topics.base}/cmd/doctor-echo"
+        # The broker ACL gives each kiosk one topic tree it may both write and read: an echo there
+        # proves authentication and both directions without touching anyone else's topics.
+        topic = f"{topics.base}/doctor/echo"
         got: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         token = os.urandom(8).hex().encode()
 
