@@ -13,9 +13,10 @@ import shutil
 import socket
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 from agent.app import run_agent
-from agent.settings import REPO_ROOT, load_settings
+from agent.settings import REPO_ROOT, Settings, load_settings
 
 logger = logging.getLogger("agent.demo")
 
@@ -29,22 +30,30 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def ensure_broker() -> subprocess.Popen[bytes] | None:
-    if port_open("127.0.0.1", 1883):
-        logger.info("using the broker already listening on 127.0.0.1:1883")
+def ensure_broker(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """The demo broker on the ports the settings name (KIOSK_MQTT__URL may move it)."""
+    port = urlsplit(settings.mqtt.url).port or 1883
+    ws_port = urlsplit(settings.call.officer_broker_url or "").port or 18831
+    if port_open("127.0.0.1", port):
+        logger.info("using the broker already listening on 127.0.0.1:%d", port)
         return None
+    conf = settings.data_dir() / "mosquitto.conf"
+    text = BROKER_CONFIG.read_text(encoding="utf-8")
+    conf.write_text(text.replace("listener 18830 ", f"listener {port} ").replace("listener 18831 ",
+                                                                                 f"listener {ws_port} "),
+                    encoding="utf-8")
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    logger.info("starting a demo broker on 127.0.0.1:1883")
-    return subprocess.Popen([exe, "-c", str(BROKER_CONFIG)])
+    logger.info("starting the demo broker on 127.0.0.1:%d (WebSockets %d)", port, ws_port)
+    return subprocess.Popen([exe, "-c", str(conf)])
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    broker = ensure_broker()
     settings = load_settings(DEMO_CONFIG)
-    central_db = settings.data_dir() / "central.db"
     settings.data_dir().mkdir(parents=True, exist_ok=True)
+    broker = ensure_broker(settings)
+    central_db = settings.data_dir() / "central.db"
     ingest = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "central", "ingest", "--broker",
                                settings.mqtt.url, "--db", str(central_db)])
     web = f"http://{settings.web.host}:{settings.web.port}"
@@ -52,7 +61,7 @@ def main() -> None:
 ward-kiosk demo ({settings.device.kiosk}, ward {settings.device.ward}); data in {settings.data_dir()}
   kiosk screen    {web}/            display board  {web}/board
   counter 1       {web}/counter/1   (PIN 1111; counters 2-6: 2222 … 6666)
-  officer console {web}/officer     (needs a broker with a WebSocket listener)
+  officer console {web}/officer     (broker {settings.call.officer_broker_url}, any user name)
   the demo camera shows a sample ID card, an appointment and a dossier receipt in turn
   try: .venv/bin/kiosk -c config/kiosk.demo.toml queue show   ·   kiosk fleet status --broker {settings.mqtt.url}
 """, flush=True)

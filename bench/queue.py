@@ -1,6 +1,6 @@
 """Ticket-issue throughput and latency against a raw SQLite insert+commit, in the same run.
 
-    .venv/bin/python bench/queue.py [--n 2000] [--synchronous FULL]
+    .venv/bin/python bench/queue.py [--n 2000] [--rounds 5] [--synchronous FULL]
 
 Both sides use the same file system, the same PRAGMAs (WAL, synchronous, busy_timeout) and one
 commit per operation, so the ratio shows what the queue's own work (numbering, cap check, the
@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--synchronous", default="FULL")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     raw_rates, q_rates, raw_all, q_all = [], [], [], []
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent) as tmp:
@@ -88,11 +88,15 @@ def main() -> None:
             raw_all += raw
             q_all += q
     raw_rate, q_rate = statistics.median(raw_rates), statistics.median(q_rates)
+    # Each round's pair ran back to back on the same disk: the median of the paired ratios is the
+    # figure least moved by the VM's fsync jitter.
+    paired = statistics.median(q / r for q, r in zip(q_rates, raw_rates, strict=True))
     print(f"synchronous={args.synchronous} n={args.n} rounds={args.rounds}")
     print(f"{'':24}{'ops/s (median)':>16}{'p50 ms':>10}{'p99 ms':>10}")
     print(f"{'raw insert+commit':24}{raw_rate:16.0f}{pct(raw_all, .5) * 1e3:10.2f}{pct(raw_all, .99) * 1e3:10.2f}")
     print(f"{'kiosk ticket take':24}{q_rate:16.0f}{pct(q_all, .5) * 1e3:10.2f}{pct(q_all, .99) * 1e3:10.2f}")
-    print(f"ratio take/raw: {q_rate / raw_rate:.2f}  (target >= 0.5; p99 target <= 10 ms)")
+    print(f"ratio take/raw: {paired:.2f} (median of {args.rounds} paired rounds; "
+          f"{min(q / r for q, r in zip(q_rates, raw_rates, strict=True)):.2f} worst)  (target >= 0.5; p99 <= 10 ms)")
 
 
 if __name__ == "__main__":

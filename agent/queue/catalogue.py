@@ -8,7 +8,7 @@ from datetime import datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from agent.errors import ConfigError, NotFound
 from agent.settings import format_validation_error
@@ -99,6 +99,8 @@ class Catalogue(_Model):
     counters: tuple[Counter, ...] = Field(min_length=1)
     priority_classes: tuple[PriorityClass, ...] = ()
     groups: tuple[Group, ...] = Field(min_length=1)
+    # Services by code, built once (the catalogue is frozen, so it never goes stale).
+    _by_code: dict[str, Service] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Catalogue:
@@ -116,6 +118,7 @@ class Catalogue(_Model):
                     raise ValueError(f"service {service.code!r} names unknown counters {sorted(unknown)}")
         if len({p.code for p in self.priority_classes}) != len(self.priority_classes):
             raise ValueError("priority class codes must be unique")
+        self._by_code = {s.code: s for s in self.services()}
         return self
 
     # Lookups -----------------------------------------------------------------------------------
@@ -123,9 +126,9 @@ class Catalogue(_Model):
         return [s for g in self.groups for s in g.services]
 
     def service(self, code: str) -> Service:
-        for service in self.services():
-            if service.code == code:
-                return service
+        service = self._by_code.get(code)
+        if service is not None:
+            return service
         raise NotFound(f"Không có dịch vụ '{code}' (unknown service)", code="unknown_service")
 
     def group_of(self, code: str) -> Group:

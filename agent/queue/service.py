@@ -100,8 +100,9 @@ class QueueService:
 
     def current(self, counter: int, conn: sqlite3.Connection | None = None) -> Ticket | None:
         conn = conn or self.db.conn
-        row = conn.execute(f"SELECT {COLUMNS} FROM tickets WHERE counter=? AND state IN (?, ?)",
-                           (counter, *ACTIVE)).fetchone()
+        # Literal states so SQLite can use the partial index tickets_active.
+        row = conn.execute(f"SELECT {COLUMNS} FROM tickets WHERE counter=? AND state IN ('called', 'serving')",
+                           (counter,)).fetchone()
         return None if row is None else Ticket.from_row(row)
 
     def waiting(self, service: str | None = None) -> list[Ticket]:
@@ -177,23 +178,18 @@ class QueueService:
                           code="closed")
         day = local.date().isoformat()
         with self.db.write() as conn:
-            issued = int(conn.execute("SELECT COUNT(*) FROM tickets WHERE day=? AND first_service=?",
-                                      (day, service.code)).fetchone()[0])
-            if issued >= service.daily_cap and not ignore_cap:
+            # Refusing rolls the whole transaction back, the count's increment with it.
+            if _bump(conn, day, f"service:{service.code}") > service.daily_cap and not ignore_cap:
                 raise Refused(f"Dịch vụ «{service.name}» đã hết số hôm nay ({service.daily_cap} số). "
                               "Mời quay lại vào ngày làm việc tiếp theo.", code="cap_reached")
-            row = conn.execute(
-                "INSERT INTO number_counters(day, prefix, last) VALUES (?, ?, 1) "
-                "ON CONFLICT(day, prefix) DO UPDATE SET last = last + 1 RETURNING last",
-                (day, service.prefix)).fetchone()
-            number = f"{service.prefix}{int(row[0]):03d}"
+            number = f"{service.prefix}{_bump(conn, day, f'prefix:{service.prefix}'):03d}"
             ticket_id = uuid7(int(now.timestamp() * 1000))
             stamp = rfc3339(now)
             data: dict[str, Any] = {"ticket": ticket_id, "number": number, "service": service.code,
                                     "priority": priority, "source": source, "day": day}
             if extra:
                 data.update(extra)
-            event = events.append(conn, "ticket.issued", data, now)
+            event = events.append(conn, "ticket.issued", data, now, stamp)
             conn.execute(
                 "INSERT INTO tickets(id, day, number, prefix, service, first_service, priority, state, source, "
                 "resident, arrived_at, arrival) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -405,6 +401,13 @@ class QueueService:
                 self._finish(conn, ticket, NO_SHOW, now, {"counter": ticket.counter, "reason": "timeout"})
                 changed += 1
         return changed
+
+
+def _bump(conn: sqlite3.Connection, day: str, key: str) -> int:
+    """Increment one of the day's counters inside the caller's transaction; the new value."""
+    row = conn.execute("INSERT INTO daily_counts(day, key, value) VALUES (?, ?, 1) "
+                       "ON CONFLICT(day, key) DO UPDATE SET value = value + 1 RETURNING value", (day, key)).fetchone()
+    return int(row[0])
 
 
 def _parse(stamp: str) -> datetime:

@@ -44,14 +44,14 @@ class Event:
         return cls(seq=row["seq"], id=row["id"], type=row["type"], at=row["at"], data=json.loads(row["data"]))
 
 
-def append(conn: sqlite3.Connection, type_: str, data: dict[str, Any], at: datetime) -> Event:
-    """Append one event; must run inside the caller's write transaction."""
+def append(conn: sqlite3.Connection, type_: str, data: dict[str, Any], at: datetime, stamp: str | None = None) -> Event:
+    """Append one event; must run inside the caller's write transaction (`stamp`: `at` already formatted)."""
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_!r}")
     if not conn.in_transaction:
         raise RuntimeError("events are appended inside the state change's transaction")
     event_id = uuid7(int(at.timestamp() * 1000))
-    stamp = rfc3339(at)
+    stamp = stamp or rfc3339(at)
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     cur = conn.execute("INSERT INTO events(id, type, at, data) VALUES (?, ?, ?, ?)", (event_id, type_, stamp, body))
     seq = cur.lastrowid

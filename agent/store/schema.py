@@ -111,4 +111,78 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO sync_state (id) VALUES (1)
     """,
+    # 5: indexes that only cover the rows they serve, so issuing a ticket (a waiting row) writes
+    # fewer index pages per commit: the counter lookup needs active tickets, the estimate done ones.
+    """
+    DROP INDEX tickets_counter;
+    CREATE INDEX tickets_active ON tickets (counter) WHERE state IN ('called', 'serving');
+    DROP INDEX tickets_finished;
+    CREATE INDEX tickets_done ON tickets (service, finished_at) WHERE state = 'done'
+    """,
+    # 6: the day's counters (numbers per prefix, tickets per service for the cap) as one small
+    # clustered table: a ticket touches one page for both instead of a table, its key index and a
+    # (day, service) index on tickets.
+    """
+    CREATE TABLE daily_counts (
+        day TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        PRIMARY KEY (day, key)
+    ) WITHOUT ROWID;
+    INSERT INTO daily_counts (day, key, value) SELECT day, 'prefix:' || prefix, last FROM number_counters;
+    INSERT INTO daily_counts (day, key, value)
+        SELECT day, 'service:' || first_service, COUNT(*) FROM tickets GROUP BY day, first_service;
+    DROP TABLE number_counters;
+    DROP INDEX tickets_day_service
+    """,
+    # 7: fewer pages written per ticket (measured: 8.6 → about 6 WAL frames per commit). Events lose
+    # the UNIQUE index on id (a UUIDv7 made here; consumers deduplicate on seq). Tickets become a
+    # WITHOUT ROWID table clustered on their time-ordered id, so the id needs no separate index.
+    # The AUTOINCREMENT high-water mark is carried over, so a seq is never reused.
+    """
+    INSERT OR REPLACE INTO meta (key, value) SELECT 'seq_before_7', seq FROM sqlite_sequence WHERE name = 'events';
+    CREATE TABLE events_v7 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        at TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    INSERT INTO events_v7 (seq, id, type, at, data) SELECT seq, id, type, at, data FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v7 RENAME TO events;
+    DELETE FROM sqlite_sequence WHERE name IN ('events', 'events_v7');
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'events', MAX(
+        COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq_before_7'), 0),
+        COALESCE((SELECT MAX(seq) FROM events), 0));
+    DELETE FROM meta WHERE key = 'seq_before_7';
+    CREATE TABLE tickets_v7 (
+        id TEXT NOT NULL PRIMARY KEY,
+        day TEXT NOT NULL,
+        number TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        service TEXT NOT NULL,
+        first_service TEXT NOT NULL,
+        priority TEXT,
+        state TEXT NOT NULL,
+        counter INTEGER,
+        recalls INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL DEFAULT 'kiosk',
+        resident TEXT,
+        arrived_at TEXT NOT NULL,
+        arrival INTEGER NOT NULL,
+        called_at TEXT,
+        last_called_at TEXT,
+        serving_at TEXT,
+        finished_at TEXT,
+        UNIQUE (day, number)
+    ) WITHOUT ROWID;
+    INSERT INTO tickets_v7 SELECT id, day, number, prefix, service, first_service, priority, state, counter, recalls,
+        source, resident, arrived_at, arrival, called_at, last_called_at, serving_at, finished_at FROM tickets;
+    DROP TABLE tickets;
+    ALTER TABLE tickets_v7 RENAME TO tickets;
+    CREATE INDEX tickets_waiting ON tickets (state, service, arrival);
+    CREATE INDEX tickets_active ON tickets (counter) WHERE state IN ('called', 'serving');
+    CREATE INDEX tickets_done ON tickets (service, finished_at) WHERE state = 'done'
+    """,
 ]
