@@ -381,17 +381,9 @@ class CallService:
         await self._send(call, offer_msg)
         while True:
             item = await self._next(call, inbox, deadline - time.monotonic())
-            if item is None:
-                await self._send(call, {"type": sig.HANGUP, "reason": "connect_failed"})
-                await self._end(call, "kiosk", "connect_failed")
+            if await self._ended_by(call, item, "kiosk", "connect_failed"):
                 return
-            if isinstance(item, str):
-                await self._send(call, {"type": sig.HANGUP, "reason": item})
-                await self._end(call, "kiosk", item)
-                return
-            if item["type"] == sig.HANGUP:
-                await self._end(call, "officer", sig.hangup_reason(item))
-                return
+            assert isinstance(item, dict)
             if item["type"] == sig.ANSWER:
                 break
         try:
@@ -442,18 +434,21 @@ class CallService:
                 await self._send(call, {"type": sig.HANGUP, "reason": reason})
                 await self._end(call, "system", reason)
                 return
-            item = next_msg.result()
-            if item is None:
-                await self._send(call, {"type": sig.HANGUP, "reason": "max_duration"})
-                await self._end(call, "system", "max_duration")
+            if await self._ended_by(call, next_msg.result(), "system", "max_duration"):
                 return
-            if isinstance(item, str):
-                await self._send(call, {"type": sig.HANGUP, "reason": item})
-                await self._end(call, "kiosk", item)
-                return
-            if item["type"] == sig.HANGUP:
-                await self._end(call, "officer", sig.hangup_reason(item))
-                return
+
+    async def _ended_by(self, call: Call, item: Message | str | None, timeout_by: str, timeout_reason: str) -> bool:
+        """End the call when `item` says so: None (the wait ran out), a local reason, or the officer's
+        hangup. True when the call ended."""
+        if item is None or isinstance(item, str):
+            reason = timeout_reason if item is None else item
+            await self._send(call, {"type": sig.HANGUP, "reason": reason})
+            await self._end(call, timeout_by if item is None else "kiosk", reason)
+            return True
+        if item["type"] == sig.HANGUP:
+            await self._end(call, "officer", sig.hangup_reason(item))
+            return True
+        return False
 
     async def _end(self, call: Call, by: str, reason: str) -> None:
         if call.state not in ACTIVE_STATES:
