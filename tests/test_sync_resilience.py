@@ -210,3 +210,26 @@ async def test_unacknowledged_events_are_kept_and_acknowledged_ones_pruned(tmp_p
     kiosk.feed.close()
     kiosk.core.close()
     central.store.close()
+
+
+async def test_mqtt_3_1_1_end_to_end(tmp_path: Path, mosquitto: Broker, stop: asyncio.Event) -> None:
+    """The same delivery with MQTT 3.1.1 on both sides (no response topics, plain subscriptions)."""
+    settings = kiosk_settings(tmp_path / "kiosk", mosquitto.url)
+    settings.mqtt.protocol = "3.1.1"
+    core = Core.open(settings)
+    feed = EventFeed(core.db, poll_interval=0.05)
+    options = fast(mqtt_options(settings, 1))
+    assert options.protocol == "3.1.1"
+    sync = build_sync(core, SyncHooks(), feed, options)
+    store = SqliteStore(tmp_path / "central.db").open()
+    ingest = Ingest(store, MqttClient(fast(ingest_options(mosquitto.url, protocol="3.1.1"))), shared=False)
+    tasks = [asyncio.create_task(sync.run(stop)), asyncio.create_task(feed.poll(stop)),
+             asyncio.create_task(ingest.run(stop))]
+    await produce(core.db, 300)
+    assert await sync.outbox.wait_acked(300, timeout=20), sync.outbox.stats()
+    assert store.seqs(WARD, KIOSK) == list(range(1, 301))
+    stop.set()
+    await asyncio.gather(*tasks)
+    feed.close()
+    core.close()
+    store.close()
