@@ -156,3 +156,20 @@ def test_events_follow_streams_other_processes_writes(kiosk_env: dict[str, str])
     finally:
         follower.terminate()
         follower.communicate(timeout=10)
+
+
+def test_config_check_sees_device_specs_keys_and_catalogue_codes(kiosk_env: dict[str, str]) -> None:
+    env = {**kiosk_env, "KIOSK_CAMERA__SOURCE": "webcam0", "KIOSK_VOICE__SINK": "speakers",
+           "KIOSK_CHECKIN__APPOINTMENT_KEYS": '{"2026a": "not-a-key"}', "KIOSK_CHECKIN__DOSSIER_SERVICE": "nope",
+           "KIOSK_WEB__COUNTER_PINS": '{"42": "1234"}'}
+    proc = run_kiosk(env, "config", "check")
+    assert proc.returncode == 1
+    keys = sorted(line.split(":")[0] for line in proc.stderr.strip().splitlines())
+    assert keys == ["camera.source", "checkin.appointment_keys.2026a", "checkin.dossier_service",
+                    "voice.sink", "web.counter_pins.42"]
+
+
+def test_config_check_unreadable_secret(kiosk_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**kiosk_env, "KIOSK_WEB__COUNTER_PINS_FILE": str(tmp_path / "missing-pins")}
+    proc = run_kiosk(env, "config", "check")
+    assert proc.returncode == 1 and "missing-pins" in proc.stderr and "Traceback" not in proc.stderr

@@ -9,7 +9,7 @@ import typer
 from agent.cli.output import JsonOpt, emit_json, say
 from agent.cli.state import STATE
 from agent.errors import ConfigError
-from agent.queue.catalogue import load_catalogue
+from agent.ops.config_check import problems as deeper_problems
 from agent.settings import SettingsProblems
 
 
@@ -25,12 +25,11 @@ def register(app: typer.Typer) -> None:
         try:
             settings = STATE.settings()
             source = str(settings.config_file or "defaults")
-            try:
-                load_catalogue(settings.catalogue_path())
-            except ConfigError as exc:
-                problems.append(f"queue.catalogue: {exc.message}")
+            problems = deeper_problems(settings)
         except SettingsProblems as exc:
             problems = exc.problems
+        except ConfigError as exc:  # e.g. a secret file that cannot be read
+            problems = [exc.message]
         if as_json:
             emit_json({"ok": not problems, "source": source, "problems": problems})
         else:
