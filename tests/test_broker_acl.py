@@ -96,18 +96,24 @@ class Pki:
                            publish_timeout=5, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def secured(tmp_path: Path) -> AsyncIterator[Pki]:
+def production_broker(tmp_path: Path, clients: list[str]) -> Pki:
+    """mosquitto started with the production config and ACL, a fresh CA and these client certificates."""
     pki = tmp_path / "pki"
-    make_pki(pki, ["26734/kiosk-a", "26734/kiosk-b", "ingest", "fleet"])
+    make_pki(pki, clients)
     passwd = tmp_path / "passwd"
     passwd.write_text("", encoding="utf-8")
     tls_port, pw_port = free_port(), free_port()
     broker = Broker(tmp_path / "broker", port=tls_port, listener="",
                     config=production_config(pki, CONF / "ward-kiosk.acl", passwd, tls_port, pw_port))
     broker.start()
-    yield Pki(pki, broker, pw_port)
-    broker.stop()
+    return Pki(pki, broker, pw_port)
+
+
+@pytest.fixture
+async def secured(tmp_path: Path) -> AsyncIterator[Pki]:
+    pki = production_broker(tmp_path, ["26734/kiosk-a", "26734/kiosk-b", "ingest", "fleet"])
+    yield pki
+    pki.broker.stop()
 
 
 RUNNING: list[asyncio.Task[None]] = []

@@ -317,22 +317,13 @@ async def test_stalled_loop_stops_watchdog_pings(tmp_path: Path) -> None:
 # Doctor against the production broker config: TLS, client certificates, the ACL -----------------
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, Path]]:
-    from tests.test_broker_acl import CONF, make_pki, production_config
+    from tests.test_broker_acl import production_broker
 
-    pki = tmp_path / "pki"
-    make_pki(pki, ["26740/sg-01"])
-    passwd = tmp_path / "passwd"
-    passwd.write_text("", encoding="utf-8")
-    from tests.brokers import free_port
-
-    port, pw_port = free_port(), free_port()
-    broker = Broker(tmp_path / "broker", port=port, listener="",
-                    config=production_config(pki, CONF / "ward-kiosk.acl", passwd, port, pw_port))
-    broker.start()
+    pki = production_broker(tmp_path, ["26740/sg-01"])
     try:
-        yield broker, pki
+        yield pki.broker, pki.folder
     finally:
-        broker.stop()
+        pki.broker.stop()
 
 
 def _provision_tls(env: dict[str, str], tmp_path: Path, broker: Broker, pki: Path, cert_dir: Path) -> Path:
