@@ -78,4 +78,4 @@ def no_leaked_threads() -> Iterator[None]:
 
 
 # Fixtures shared by several test files: a real mosquitto on a free port, and headless Chromium.
-pytest_plugins = ["tests.brokers", "tests.browsers"]
+pytest_plugins = ["tests.brokers", "tests.browsers", "tests.disks"]

@@ -24,6 +24,7 @@ from agent.store import events
 from agent.store.db import Database
 from tests.brokers import Broker
 from tests.conftest import KIOSK, ROOT, run_kiosk
+from tests.disks import fill
 
 
 def provision(env: dict[str, str], cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -189,31 +190,8 @@ def test_doctor_expired_certificate(env: dict[str, str], kiosk_cfg: Path, tmp_pa
     assert code == 1 and checks["certificate"]["status"] == "fail" and "expired" in str(checks["certificate"])
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(folder: Path) -> None:
-    """Write until the file system says ENOSPC (unbuffered, so nothing is left to flush)."""
-    with (folder / "filler").open("wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-        except OSError:
-            pass
-
-
 def test_doctor_full_disk(env: dict[str, str], kiosk_cfg: Path, tiny_disk: Path) -> None:
-    _fill(tiny_disk)
+    fill(tiny_disk)
     code, checks = doctor({**env, "KIOSK_STORAGE__DATA_DIR": str(tiny_disk)}, kiosk_cfg)
     assert code == 1 and checks["data_dir"]["status"] == "fail"
 
@@ -222,7 +200,7 @@ def test_full_disk_write_is_a_clear_error_and_loses_nothing(env: dict[str, str],
     env = {**env, "KIOSK_STORAGE__DATA_DIR": str(tiny_disk), "KIOSK_QUEUE__ENFORCE_HOURS": "false"}
     numbers = [json.loads(run_kiosk(env, "ticket", "take", "tra-ket-qua", "--json", check=True).stdout)["number"]
                for _ in range(3)]
-    _fill(tiny_disk)  # the disk is now full to the last block
+    fill(tiny_disk)  # the disk is now full to the last block
     failed = [run_kiosk(env, "ticket", "take", "tra-ket-qua", "--json") for _ in range(2)]
     for proc in failed:
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr

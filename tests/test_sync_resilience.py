@@ -25,6 +25,7 @@ from agent.store.db import Database
 from agent.store.feed import EventFeed
 from agent.sync.runner import Sync, SyncHooks, build_sync, mqtt_options
 from tests.brokers import CATALOGUE, ROOT, Broker, TcpProxy
+from tests.disks import fill
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -233,3 +234,36 @@ async def test_mqtt_3_1_1_end_to_end(tmp_path: Path, mosquitto: Broker, stop: as
     feed.close()
     core.close()
     store.close()
+
+
+async def test_full_disk_is_reported_and_retried(tmp_path: Path, tiny_disk: Path, mosquitto: Broker,
+                                                 stop: asyncio.Event) -> None:
+    """The kiosk's disk fills while central acknowledges: the outbox cannot record the ack, says so in
+    its figures (telemetry), keeps going, and records it once space is back. Nothing is lost."""
+    from agent.sync import state
+
+    kiosk = await start_kiosk(tiny_disk, mosquitto.url, stop)
+    await produce(kiosk.core.db, 100)
+    while kiosk.sync.outbox.marks.sent < 100:
+        await kiosk.feed.changed(timeout=0.1)
+    fill(tiny_disk)
+    central = await start_central(tmp_path, mosquitto.url, stop)
+    assert await kiosk.sync.outbox.wait_acked(100, timeout=20), kiosk.sync.outbox.stats()
+    outbox = kiosk.sync.outbox
+    while outbox.storage_error is None:  # the flush of the ack mark fails
+        outbox.storage_changed.clear()
+        await asyncio.wait_for(outbox.storage_changed.wait(), 10)
+    assert "disk is full" in kiosk.sync.outbox.stats()["storage_error"]
+    assert state.load(kiosk.core.db).acked < 100  # not on disk yet
+    (tiny_disk / "filler").unlink()
+    while outbox.storage_error is not None:
+        outbox.storage_changed.clear()
+        await asyncio.wait_for(outbox.storage_changed.wait(), 10)
+    assert state.load(kiosk.core.db).acked == 100
+    assert central.store.seqs(WARD, KIOSK) == list(range(1, 101))
+    assert kiosk.core.db.integrity_check() == "ok"
+    stop.set()
+    await asyncio.gather(kiosk.task, central.task)
+    kiosk.feed.close()
+    kiosk.core.close()
+    central.store.close()

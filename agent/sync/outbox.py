@@ -74,6 +74,8 @@ class Outbox:
         self.published = 0
         self.storage_error: str | None = None
         self.storage_errors = 0
+        # Set whenever storage fails or recovers (for whoever watches the kiosk's health).
+        self.storage_changed = asyncio.Event()
         self.ack_ahead: int | None = None
         self._loaded = False
         self._pending_ack: AckBody | None = None
@@ -301,6 +303,7 @@ class Outbox:
     def _storage_failed(self, exc: StorageError) -> None:
         if self.storage_error != exc.message:
             logger.error("outbox storage error (%s): %s; retrying", exc.code, exc.message)
+            self.storage_changed.set()
         self.storage_error = exc.message
         self.storage_errors += 1
 
@@ -308,3 +311,4 @@ class Outbox:
         if self.storage_error is not None:
             logger.info("outbox storage recovered")
             self.storage_error = None
+            self.storage_changed.set()
