@@ -136,7 +136,7 @@ def make_calls(agent: Agent, sync: Sync | None) -> CallService | None:
                        topics=CallTopics(s.mqtt.root, s.device.ward, s.device.kiosk),
                        transport=MqttSignalTransport(sync.client), camera=agent.camera,
                        microphone=audio.open_source(s.call.microphone),
-                       speaker=audio.open_sink(sink_spec(s, s.call.speaker)),
+                       speaker=audio.open_stream_sink(sink_spec(s, s.call.speaker)),
                        clock=agent.clock)
 
 

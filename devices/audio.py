@@ -250,6 +250,150 @@ class SoundDeviceSink:
             await asyncio.to_thread(_abort_and_close, stream)
 
 
+class PcmFeed:
+    """Samples handed from the event loop to a PortAudio callback thread.
+
+    The callback never waits: when the feed runs dry it plays silence (a counted underrun); when
+    more than ``max_samples`` wait, the oldest are dropped (counted) so latency stays bounded.
+    Dropped samples count as consumed, so nobody waits for them.
+    """
+
+    def __init__(self, max_samples: int) -> None:
+        self.max_samples = max_samples
+        self.written = 0
+        self.consumed = 0
+        self.underruns = 0
+        self.dropped = 0
+        self._chunks: collections.deque[Pcm] = collections.deque()
+        self._offset = 0
+        self._buffered = 0
+        self._lock = threading.Lock()
+
+    def write(self, pcm: Pcm) -> int:
+        """Queue samples; returns the running total that marks their end."""
+        with self._lock:
+            if pcm.size:
+                self._chunks.append(pcm)
+                self._buffered += pcm.size
+                self.written += pcm.size
+            while self._buffered > self.max_samples:
+                head = self._chunks[0]
+                excess = self._buffered - self.max_samples
+                take = min(head.size - self._offset, excess)
+                self._skip(take)
+                self.dropped += take
+            return self.written
+
+    def read_into(self, out: npt.NDArray[np.int16]) -> int:
+        """Fill `out` (1-D) from the queue, then silence; returns the number of real samples."""
+        filled = 0
+        with self._lock:
+            while filled < out.size and self._chunks:
+                head = self._chunks[0]
+                take = min(head.size - self._offset, out.size - filled)
+                out[filled : filled + take] = head[self._offset : self._offset + take]
+                filled += take
+                self._skip(take)
+            if filled < out.size:
+                out[filled:] = 0
+                if filled:  # ran dry in the middle of a stream (idle silence is not an underrun)
+                    self.underruns += 1
+        return filled
+
+    def _skip(self, count: int) -> None:
+        self._offset += count
+        self._buffered -= count
+        self.consumed += count
+        if self._chunks and self._offset >= self._chunks[0].size:
+            self._chunks.popleft()
+            self._offset = 0
+
+
+class SoundDeviceStreamSink:
+    """A PortAudio output stream kept open while audio keeps coming (the officer's voice in a call).
+
+    ``play`` queues a clip and returns once the device consumed it, so back-to-back clips play
+    without the gap of opening a stream per clip; the stream closes after ``idle_close_s`` of
+    silence (a USB speaker may be replugged between calls).
+    """
+
+    def __init__(self, device: DeviceSpec = None, *, sample_rate: int = MIC_SAMPLE_RATE, latency: str | float = "low",
+                 max_buffer_s: float = 0.5, idle_close_s: float = 3.0) -> None:
+        self._device = device
+        self.sample_rate = sample_rate
+        self._latency = latency
+        self.idle_close_s = idle_close_s
+        self.feed = PcmFeed(int(max_buffer_s * sample_rate))
+        self._stream: Any = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._idle: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()
+
+    async def play(self, pcm: Pcm, sample_rate: int) -> None:
+        data = to_int16_mono(pcm)
+        if sample_rate != self.sample_rate:
+            data = resample(data, sample_rate, self.sample_rate)
+        if data.size == 0:
+            return
+        loop = asyncio.get_running_loop()
+        if self._idle is not None:
+            self._idle.cancel()
+        async with self._lock:
+            if self._stream is None:
+                self._stream = await self._open(loop)
+        end = self.feed.write(data)
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiters.append((end, done))
+        self._progress()
+        try:
+            await asyncio.wait_for(done, data.size / self.sample_rate + _PLAYBACK_SLACK_S)
+        except TimeoutError as exc:
+            await self.close()
+            raise AudioDeviceError("Loa không phát (thiết bị bị treo)") from exc
+        self._idle = loop.call_later(self.idle_close_s, lambda: loop.create_task(self.close()))
+
+    async def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await asyncio.to_thread(_abort_and_close, stream)
+        for _, waiter in self._waiters:
+            _wake(waiter)
+        self._waiters.clear()
+
+    def _progress(self) -> None:
+        consumed = self.feed.consumed
+        keep = []
+        for end, waiter in self._waiters:
+            if end <= consumed:
+                _wake(waiter)
+            else:
+                keep.append((end, waiter))
+        self._waiters = keep
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> Any:
+        sd = _sounddevice()
+        device = await asyncio.to_thread(_resolve_device, sd, self._device, "output")
+
+        def callback(outdata: npt.NDArray[np.int16], frames: int, _time: Any, status: Any) -> None:
+            self.feed.read_into(outdata[:, 0])
+            _call_in_loop(loop, self._progress)
+
+        def open_and_start() -> Any:
+            stream = sd.OutputStream(samplerate=self.sample_rate, device=device, channels=1, dtype="int16",
+                                     latency=self._latency, callback=callback)
+            try:
+                stream.start()
+            except BaseException:
+                stream.close()
+                raise
+            return stream
+
+        try:
+            return await asyncio.to_thread(open_and_start)
+        except (sd.PortAudioError, ValueError) as exc:
+            raise AudioDeviceError(f"Không mở được loa (thiết bị {device}): {exc}") from exc
+
+
 def _abort_and_close(stream: Any) -> None:
     try:
         stream.abort()
@@ -585,6 +729,17 @@ def open_sink(spec: str) -> AudioSink:
     if kind == "null" and not arg:
         return NullSink()
     raise ConfigError(f"unknown audio sink {spec!r}; use sounddevice[:DEVICE], wav:DIR, auto:DIR or null")
+
+
+def open_stream_sink(spec: str) -> AudioSink:
+    """Like ``open_sink``, but ``sounddevice[:DEVICE]`` keeps one output stream open while audio flows
+    (call audio arrives in short clips back to back)."""
+    kind, _, arg = spec.partition(":")
+    if kind.strip().lower() == "sounddevice":
+        return SoundDeviceStreamSink(_device_arg(arg))
+    if kind.strip().lower() == "auto" and arg.strip():
+        return FallbackSink(SoundDeviceStreamSink(None), WavFileSink(Path(arg.strip())))
+    return open_sink(spec)
 
 
 def open_source(spec: str) -> AudioSource:

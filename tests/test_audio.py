@@ -268,3 +268,53 @@ def test_open_sink_and_source_specs(tmp_path: Path) -> None:
     for bad in ("tone:abc", "tone:30000", "file:", "mic"):
         with pytest.raises(ConfigError):
             open_source(bad)
+
+
+# --- the call speaker's persistent stream ---------------------------------------------------------
+
+
+def test_pcm_feed_hands_samples_to_the_callback_in_order() -> None:
+    from devices.audio import PcmFeed
+
+    feed = PcmFeed(max_samples=1000)
+    a, b = np.arange(1, 301, dtype=np.int16), np.arange(301, 501, dtype=np.int16)
+    assert feed.write(a) == 300 and feed.write(b) == 500
+    out = np.full(128, -1, dtype=np.int16)
+    got: list[np.ndarray] = []
+    while feed.consumed < 500:
+        n = feed.read_into(out)
+        got.append(out[:n].copy())
+    assert np.array_equal(np.concatenate(got), np.arange(1, 501, dtype=np.int16))
+    assert out[500 % 128:].max() == 0 and feed.underruns == 1  # the last block ran dry mid-stream: silence
+    assert feed.read_into(out) == 0 and feed.underruns == 1  # idle silence is not an underrun
+
+
+def test_pcm_feed_drops_the_oldest_when_too_much_waits() -> None:
+    from devices.audio import PcmFeed
+
+    feed = PcmFeed(max_samples=100)
+    feed.write(np.arange(80, dtype=np.int16))
+    end = feed.write(np.arange(80, 160, dtype=np.int16))
+    assert end == 160 and feed.dropped == 60 and feed.consumed == 60  # latency bounded to 100 samples
+    out = np.zeros(100, dtype=np.int16)
+    assert feed.read_into(out) == 100
+    assert np.array_equal(out, np.arange(60, 160, dtype=np.int16)) and feed.consumed == 160
+
+
+async def test_stream_sink_real_device_or_clear_error() -> None:
+    from devices.audio import FallbackSink, SoundDeviceStreamSink, open_stream_sink
+
+    sink = SoundDeviceStreamSink(idle_close_s=0.1)
+    clip = np.zeros(4800, dtype=np.int16)
+    if _has_device("output"):
+        await sink.play(clip, 48_000)
+        await sink.play(clip, 48_000)  # the second clip reuses the open stream
+        assert sink.feed.consumed >= 9600
+        await sink.close()
+    else:
+        with pytest.raises(AudioDeviceError) as info:
+            await sink.play(clip, 48_000)
+        assert "loa" in info.value.message
+    assert isinstance(open_stream_sink("sounddevice"), SoundDeviceStreamSink)
+    assert isinstance(open_stream_sink("auto:/tmp/x"), FallbackSink)
+    assert isinstance(open_stream_sink("null"), NullSink)
