@@ -220,27 +220,10 @@ class SoundDeviceSink:
                 outdata[chunk.size :] = 0
                 raise sd.CallbackStop
 
-        def open_and_start() -> Any:
-            stream = sd.OutputStream(
-                samplerate=sample_rate,
-                device=device,
-                channels=1,
-                dtype="int16",
-                latency=self._latency,
-                callback=callback,
-                finished_callback=lambda: _call_in_loop(loop, lambda: _wake(done)),
-            )
-            try:
-                stream.start()
-            except BaseException:
-                stream.close()
-                raise
-            return stream
-
-        try:
-            stream = await asyncio.to_thread(open_and_start)
-        except (sd.PortAudioError, ValueError) as exc:
-            raise AudioDeviceError(f"Không mở được loa (thiết bị {device}, {sample_rate} Hz): {exc}") from exc
+        stream = await _start_stream(sd, lambda: sd.OutputStream(
+            samplerate=sample_rate, device=device, channels=1, dtype="int16", latency=self._latency,
+            callback=callback, finished_callback=lambda: _call_in_loop(loop, lambda: _wake(done)),
+        ), f"Không mở được loa (thiết bị {device}, {sample_rate} Hz)")
         try:
             await asyncio.wait_for(asyncio.shield(done), data.size / sample_rate + _PLAYBACK_SLACK_S)
         except TimeoutError as exc:
@@ -378,20 +361,28 @@ class SoundDeviceStreamSink:
             self.feed.read_into(outdata[:, 0])
             _call_in_loop(loop, self._progress)
 
-        def open_and_start() -> Any:
-            stream = sd.OutputStream(samplerate=self.sample_rate, device=device, channels=1, dtype="int16",
-                                     latency=self._latency, callback=callback)
-            try:
-                stream.start()
-            except BaseException:
-                stream.close()
-                raise
-            return stream
+        return await _start_stream(sd, lambda: sd.OutputStream(
+            samplerate=self.sample_rate, device=device, channels=1, dtype="int16", latency=self._latency,
+            callback=callback,
+        ), f"Không mở được loa (thiết bị {device})")
 
+
+async def _start_stream(sd: Any, make: Callable[[], Any], failure: str) -> Any:
+    """Open and start a PortAudio stream off the loop; a failure is one readable AudioDeviceError."""
+
+    def open_and_start() -> Any:
+        stream = make()
         try:
-            return await asyncio.to_thread(open_and_start)
-        except (sd.PortAudioError, ValueError) as exc:
-            raise AudioDeviceError(f"Không mở được loa (thiết bị {device}): {exc}") from exc
+            stream.start()
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    try:
+        return await asyncio.to_thread(open_and_start)
+    except (sd.PortAudioError, ValueError) as exc:
+        raise AudioDeviceError(f"{failure}: {exc}") from exc
 
 
 def _abort_and_close(stream: Any) -> None:
@@ -597,28 +588,10 @@ class SoundDeviceSource:
                 self.status_events += 1
             bridge.push(indata[:, 0].copy())
 
-        def open_and_start() -> Any:
-            stream = sd.InputStream(
-                samplerate=self.sample_rate,
-                blocksize=self.frame_samples,
-                device=device,
-                channels=1,
-                dtype="int16",
-                latency=self._latency,
-                callback=callback,
-                finished_callback=bridge.close,
-            )
-            try:
-                stream.start()
-            except BaseException:
-                stream.close()
-                raise
-            return stream
-
-        try:
-            stream = await asyncio.to_thread(open_and_start)
-        except (sd.PortAudioError, ValueError) as exc:
-            raise AudioDeviceError(f"Không mở được micrô (thiết bị {device}): {exc}") from exc
+        stream = await _start_stream(sd, lambda: sd.InputStream(
+            samplerate=self.sample_rate, blocksize=self.frame_samples, device=device, channels=1, dtype="int16",
+            latency=self._latency, callback=callback, finished_callback=bridge.close,
+        ), f"Không mở được micrô (thiết bị {device})")
         self._bridge = bridge
         rechunk = _Rechunker(self.frame_samples)
         try:
