@@ -8,11 +8,12 @@ first pass saw a likely symbol, so frames with nothing in them cost what raw zxi
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from ctypes import c_char_p, c_void_p, cast, string_at
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -222,6 +223,58 @@ class PipelineDecoder:
         if max(gray.shape) <= 1280:
             attempts.append(upscaled)
         return attempts
+
+
+# Decode-time buckets (seconds): a no-code frame costs ~2 ms, a fall-back frame up to the 60 ms budget.
+DECODE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class DurationHistogram:
+    """Cumulative histogram of durations in seconds, Prometheus style (``le`` upper bounds, then +Inf).
+
+    Filled from the decode thread and read from the event loop (telemetry, ``/metrics``), hence the lock.
+    """
+
+    def __init__(self, bounds: tuple[float, ...] = DECODE_BUCKETS_S) -> None:
+        if list(bounds) != sorted(set(bounds)):
+            raise ValueError("histogram bounds must be strictly increasing")
+        self.bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        index = next((i for i, bound in enumerate(self.bounds) if seconds <= bound), len(self.bounds))
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"buckets": {"0.001": n, …, "+Inf": count}, "count", "sum"}``, counts cumulative (JSON-safe)."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        buckets: dict[str, int] = {}
+        running = 0
+        for bound, n in zip([*(repr(b) for b in self.bounds), "+Inf"], counts, strict=True):
+            running += n
+            buckets[bound] = running
+        return {"buckets": buckets, "count": running, "sum": round(total, 6)}
+
+
+class TimedDecoder:
+    """Any decoder, with the wall time of every ``decode`` call recorded in a histogram."""
+
+    def __init__(self, inner: Decoder, histogram: DurationHistogram | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.histogram = histogram or DurationHistogram()
+
+    def decode(self, frame: Image) -> list[Decoded]:
+        start = time.perf_counter()
+        try:
+            return self.inner.decode(frame)
+        finally:
+            self.histogram.observe(time.perf_counter() - start)
 
 
 def has_finder_patterns(gray: Image, work_width: int = 320) -> bool:
