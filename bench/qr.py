@@ -64,6 +64,17 @@ class Folder:
     groups: list[Group] = field(default_factory=list)
 
 
+# Ground-truth corrections, each printed with its reason. ZXing's qrcode-2/13.txt drops the last letter of
+# "photography"; zxing-cpp's copy of the same photo (zxing-cpp/qrcode-2/13.txt) has the full word, and every
+# decoder that reads the symbol (error correction passing) reads "photography".
+TRUTH_FIXES = {
+    "zxing/qrcode-2/13.png": (
+        "The 2005 USGS aerial photography of the Washington Monument is censored.",
+        "zxing-cpp/qrcode-2/13.txt, the same photo, says 'photography'",
+    ),
+}
+
+
 def load(data: Path) -> list[Folder]:
     folders: list[Folder] = []
     for d in sorted(p for p in data.rglob("*") if p.is_dir()):
@@ -75,7 +86,12 @@ def load(data: Path) -> list[Folder]:
         grouped: dict[str, list[Path]] = {}
         for img in images:
             if img.stem in truth:
-                folder.samples.append(Sample(img, norm(truth[img.stem].read_text(encoding="utf-8"))))
+                expected = norm(truth[img.stem].read_text(encoding="utf-8"))
+                fix = TRUTH_FIXES.get(f"{folder.name}/{img.name}")
+                if fix is not None:
+                    print(f"truth corrected for {folder.name}/{img.name}: {fix[1]}")
+                    expected = fix[0]
+                folder.samples.append(Sample(img, expected))
             elif "-" in img.stem and img.stem.rsplit("-", 1)[0] in truth:
                 grouped.setdefault(img.stem.rsplit("-", 1)[0], []).append(img)
             elif not truth:
@@ -117,11 +133,17 @@ def half_of(folder: str) -> str:
     return "no-code" if folder == "no-qr" else ("tune" if folder in TUNE else "held-out")
 
 
-def verdict(expected: str | None, texts: set[str]) -> int:
-    """0 ok, 1 wrong, 2 missed (a no-code image is ok when nothing is read, wrong otherwise)."""
+def verdict(expected: str | None, texts: set[str], in_photo: set[str] | None = None) -> int:
+    """0 ok, 1 wrong, 2 missed (a no-code image is ok when nothing is read, wrong otherwise).
+
+    ``in_photo``: texts some decoder read from the undamaged photo. A photo can hold two codes (the "double
+    QR" zxing-cpp/qrcode-2/16.webp); reading only the other one from a degraded copy is a miss, not a wrong read.
+    """
     if expected is None:
         return 0 if not texts else 1
-    return 0 if expected in texts else (1 if texts else 2)
+    if expected in texts:
+        return 0
+    return 2 if texts <= (in_photo or set()) else 1
 
 
 def seeded(path: Path, kind: str) -> np.random.Generator:
@@ -149,6 +171,14 @@ def main() -> int:
     def table_row(label: str, n: int, counts: dict[str, list[int]]) -> None:
         print(f"{label:24s} {n:4d} " + " ".join(f"{cell(counts[d]):>22s}" for d in names))
 
+    in_photo: dict[Path, set[str]] = {}
+
+    def photo_texts(path: Path) -> set[str]:
+        if path not in in_photo:
+            img = read(path)
+            in_photo[path] = {norm(r.text) for dec in decoders for r in dec.decode(img)}
+        return in_photo[path]
+
     def run_rows(rows: list[tuple[str, str, list[tuple[Path, np.ndarray | None, str | None]]]]) -> None:
         """rows: (label, half, [(path, image or None to read it, expected)]); prints a row each and half sums."""
         print(header)
@@ -159,7 +189,8 @@ def main() -> int:
             for path, image, expected in items:
                 img = read(path) if image is None else image
                 for dec in decoders:
-                    k = verdict(expected, {norm(r.text) for r in dec.decode(img)})
+                    texts = {norm(r.text) for r in dec.decode(img)}
+                    k = verdict(expected, texts, photo_texts(path) if image is not None and texts else set())
                     counts[dec.name][k] += 1
                     if args.verbose and k:
                         print(f"  {dec.name:8s} {'WRONG' if k == 1 else 'miss '} {label} {path.name}")
