@@ -70,7 +70,13 @@ def histogram(name: str, help_: str, snap: Mapping[str, Any]) -> Family:
 
 
 def _escape(value: str) -> str:
+    """A label value: backslash, newline and double quote are escaped."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    """HELP text: only backslash and newline are escaped (a quote stays a quote)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _number(value: float) -> str:
@@ -86,7 +92,7 @@ def render(families: Iterable[Family], const_labels: Labels) -> str:
     for fam in families:
         if not fam.samples:
             continue
-        lines += [f"# HELP {fam.name} {_escape(fam.help)}", f"# TYPE {fam.name} {fam.type}"]
+        lines += [f"# HELP {fam.name} {_escape_help(fam.help)}", f"# TYPE {fam.name} {fam.type}"]
         for suffix, labels, value in fam.samples:
             pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in {**const_labels, **labels}.items())
             lines.append(f"{fam.name}{suffix}{{{pairs}}} {_number(value)}" if pairs
