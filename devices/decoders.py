@@ -216,6 +216,12 @@ class PipelineDecoder:
             # Small or soft modules: twice the pixels per module, edges restored by an unsharp mask.
             return [_from_zxing(b, name, 2.0) for b in _zxing(enlarged.get(), try_downscale=False)]
 
+        def smoothed_smaller() -> list[Decoded]:
+            # Textured or artistic modules (a photo inside the code, halftone print): a smaller, softened copy
+            # averages the texture away so each module is one tone again.
+            small = imaging.gaussian_blur(imaging.resize(gray, 0.6), 1.0)
+            return [_from_zxing(b, name, 0.6) for b in _zxing(small, try_downscale=False)]
+
         def sharpened() -> list[Decoded]:
             return [_from_zxing(b, name) for b in _zxing(imaging.sharpen(gray, 1.0))]
 
@@ -232,8 +238,8 @@ class PipelineDecoder:
 
         # In the order of what each rescued on the bench's tune half (degraded copies included).
         if max(gray.shape) > 1280:
-            return [other_binarizer, sharpened, with_zbar]
-        return [enlarged_sharp, upscaled, sharpened, other_binarizer, with_zbar]
+            return [other_binarizer, sharpened, with_zbar, smoothed_smaller]
+        return [enlarged_sharp, upscaled, sharpened, other_binarizer, with_zbar, smoothed_smaller]
 
 
 # A frame this small (longest side, px) gets the finder-pattern check a second time on a sharpened 2x
