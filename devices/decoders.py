@@ -168,11 +168,15 @@ class PipelineDecoder:
     Pass 1 is exactly raw zxing-cpp (so the pipeline never reads less than it) with
     ``return_errors=True``. A frame "likely holds a symbol" when zxing detected one it could not decode
     (checksum or format error), or when a cheap finder-pattern check (``has_finder_patterns``, ~0.3 ms
-    on 1280x720) sees two or more square eyes. Only then do the fall-backs run, in the order of what
-    they rescued in the bench, until one decodes or ``budget_ms`` (counted from the frame's start) is
-    spent: the global-histogram binarizer (uneven light), zbar (another detector: artistic and damaged
-    codes), and a 2x upscale for small codes. Fall-backs that produced a wrong answer in the bench
-    (zbar on an Otsu-binarized frame) are left out: a wrong check-in is worse than a second try.
+    on 1280x720) sees two or more square eyes; on a frame of ``SMALL_SIDE`` px or less the check runs
+    again on a sharpened 2x enlargement, where modules of 2-3 px have separate rings. Only then do the
+    fall-backs run, in the order of what they rescued on the bench's tune half (real photos and their
+    degraded copies), until one decodes or ``budget_ms`` (counted from the frame's start) is spent:
+    the sharpened 2x enlargement (small or soft modules), a plain 2x upscale, an unsharp mask, the
+    global-histogram binarizer (uneven light), zbar (another detector), and a 0.6x softened copy
+    (textured or artistic modules). Frames over 1280 px skip the enlargements. Passes that produced a
+    wrong answer in the bench (zbar on an Otsu-binarized frame, a 1.5x or 2x upscale through the
+    global-histogram binarizer, contrast stretching) are left out: a wrong check-in is worse than a miss.
     """
 
     name = "pipeline"
