@@ -11,8 +11,9 @@ import contextlib
 import dataclasses
 import logging
 import signal
+from collections import Counter
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -35,11 +36,12 @@ from agent.store.feed import EventFeed
 from agent.sync.runner import Sync, SyncHooks, build_sync
 from agent.voice.announcer import Announcer
 from agent.voice.wiring import build_announcer, run_announcer, sink_spec
+from agent.web.metrics import Snapshot, WebMetrics
 from agent.web.server import WebServer
 from devices import audio
 from devices.camera import open_source
 from devices.capture import SharedCamera
-from devices.decoders import PipelineDecoder
+from devices.decoders import DurationHistogram, PipelineDecoder, TimedDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class Agent:
     liveness: Liveness
     hooks: SyncHooks
     scanner: Scanner | None = None
+    # Decode times and check-in decisions of the scanner, for telemetry and /metrics.
+    decode_times: DurationHistogram = field(default_factory=DurationHistogram)
+    decisions: Counter[str] = field(default_factory=Counter)
 
 
 async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
@@ -90,10 +95,12 @@ def make_scanner(agent: Agent) -> Scanner:
 
     async def handle(text: str) -> None:
         decision = agent.checkin.handle(text)
+        agent.decisions[f"{decision.kind}:{'accepted' if decision.accepted else 'rejected'}"] += 1
         logger.info("check-in %s: %s %s", decision.kind, "accepted" if decision.accepted else "rejected",
                     decision.code)
 
-    return Scanner(agent.camera, PipelineDecoder(budget_ms=settings.decode_budget_ms), handle,
+    decoder = TimedDecoder(PipelineDecoder(budget_ms=settings.decode_budget_ms), agent.decode_times)
+    return Scanner(agent.camera, decoder, handle,
                    rate=settings.scan_rate, debounce_s=settings.debounce_seconds)
 
 
@@ -114,10 +121,14 @@ def register_hooks(agent: Agent, announcer: Announcer | None, calls: CallService
         hooks.telemetry.add("camera", lambda: dataclasses.asdict(camera.stats()))
     if agent.scanner is not None:
         scanner = agent.scanner
-        hooks.telemetry.add("scanner", lambda: dataclasses.asdict(scanner.stats))
+        hooks.telemetry.add("scanner", lambda: {**dataclasses.asdict(scanner.stats),
+                                                 "decode_seconds": agent.decode_times.snapshot(),
+                                                 "decisions": dict(agent.decisions)})
     if announcer is not None:
         hooks.telemetry.add("announcer", lambda: {"played": announcer.played, "dropped": announcer.dropped,
-                                                   "volume": announcer.config.volume})
+                                                   "volume": announcer.config.volume,
+                                                   "skipped_quiet": announcer.skipped_quiet,
+                                                   "failed": announcer.failed, "queue_length": announcer.pending})
 
         def set_volume(value: float) -> None:
             announcer.config = dataclasses.replace(announcer.config, volume=value)
@@ -126,6 +137,16 @@ def register_hooks(agent: Agent, announcer: Announcer | None, calls: CallService
                           lambda: announcer.config.volume, set_volume, "Loudness of the call-outs, 0..1.")
     if calls is not None:
         hooks.telemetry.add("call", lambda: calls.state() or {"state": "idle"})
+
+
+def metrics_snapshot(agent: Agent, sync: Sync | None) -> Snapshot:
+    """What `/metrics` shows beyond the web server's own series: the telemetry sources themselves, plus
+    the outbox and MQTT figures telemetry reads from the same objects, so the two never disagree."""
+    snap = agent.hooks.telemetry.collect()
+    if sync is not None:
+        snap["outbox"] = sync.outbox.stats()
+        snap["mqtt"] = {"connected": sync.client.is_connected, "connects": sync.client.connects}
+    return snap
 
 
 def make_calls(agent: Agent, sync: Sync | None) -> CallService | None:
@@ -172,7 +193,10 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         # Voice and screens.
         announcer = build_announcer(settings) if settings.voice.enabled else None
         routes: list[Any] = [*call_routes(calls), *officer_routes(settings)] if calls is not None else []
-        web = WebServer(core, feed, announcer=announcer, clock=clock, identities=agent.checkin, extra_routes=routes)
+        metrics = WebMetrics(labels={"ward": settings.device.ward, "kiosk": settings.device.kiosk},
+                             snapshot=lambda: metrics_snapshot(agent, sync))
+        web = WebServer(core, feed, announcer=announcer, clock=clock, identities=agent.checkin, extra_routes=routes,
+                        metrics=metrics)
         await web.start()  # bound before READY: the screens work as soon as systemd says so
         stack.push_async_callback(web.stop)
         register_hooks(agent, announcer, calls)

@@ -7,7 +7,8 @@ Sources (``AudioSource``, 20 ms int16 mono frames at 48 kHz): ``SoundDeviceSourc
 
 ``open_sink(spec)`` / ``open_source(spec)`` build one from a settings string:
 ``"sounddevice"``, ``"sounddevice:DEVICE"`` (index or part of the name), ``"wav:DIR"``, ``"null"``;
-``"file:PATH.wav"``, ``"tone:440"`` for sources.
+``"file:PATH.wav"``, ``"tone:440"`` for sources. ``resample`` (re-exported from :mod:`devices.resample`)
+converts between rates with a band-limited filter.
 
 PortAudio runs its callbacks on its own thread. Playback hands the end of the clip back to the loop
 with ``call_soon_threadsafe``; capture goes through :class:`FrameBridge`, a bounded hand-off that
@@ -36,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.errors import ConfigError, KioskError
+from devices.resample import resample as resample  # re-exported: callers take PCM helpers from here
 
 logger = logging.getLogger(__name__)
 
@@ -71,18 +73,6 @@ def to_int16_mono(data: npt.NDArray[Any]) -> Pcm:
     array = np.rint(array.astype(np.float64) * (32767.0 if is_float else 1.0))
     out = np.clip(array, -32768, 32767).astype(np.int16)
     return out
-
-
-def resample(pcm: Pcm, from_rate: int, to_rate: int) -> Pcm:
-    """Linear-interpolation resampling; plenty for speech and chimes (espeak's 22 050 Hz → 48 kHz)."""
-    if from_rate <= 0 or to_rate <= 0:
-        raise ValueError("sample rates must be positive")
-    if from_rate == to_rate or pcm.size == 0:
-        return pcm
-    out_len = max(1, round(pcm.size * to_rate / from_rate))
-    positions = np.arange(out_len, dtype=np.float64) * (from_rate / to_rate)
-    values = np.interp(positions, np.arange(pcm.size, dtype=np.float64), pcm.astype(np.float64))
-    return np.clip(np.rint(values), -32768, 32767).astype(np.int16)
 
 
 def read_wav(path: Path) -> tuple[Pcm, int]:

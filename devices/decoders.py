@@ -8,11 +8,12 @@ first pass saw a likely symbol, so frames with nothing in them cost what raw zxi
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from ctypes import c_char_p, c_void_p, cast, string_at
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -167,11 +168,16 @@ class PipelineDecoder:
     Pass 1 is exactly raw zxing-cpp (so the pipeline never reads less than it) with
     ``return_errors=True``. A frame "likely holds a symbol" when zxing detected one it could not decode
     (checksum or format error), or when a cheap finder-pattern check (``has_finder_patterns``, ~0.3 ms
-    on 1280x720) sees two or more square eyes. Only then do the fall-backs run, in the order of what
-    they rescued in the bench, until one decodes or ``budget_ms`` (counted from the frame's start) is
-    spent: the global-histogram binarizer (uneven light), zbar (another detector: artistic and damaged
-    codes), and a 2x upscale for small codes. Fall-backs that produced a wrong answer in the bench
-    (zbar on an Otsu-binarized frame) are left out: a wrong check-in is worse than a second try.
+    on 1280x720) sees two or more square eyes; on a frame of ``SMALL_SIDE`` px or less the check runs
+    again on a sharpened 2x enlargement, where modules of 2-3 px have separate rings. Only then do the
+    fall-backs run, in the order of what they rescued on the bench's tune half (real photos and their
+    degraded copies), until one decodes or ``budget_ms`` (counted from the frame's start) is spent:
+    the sharpened 2x enlargement (small or soft modules), a plain 2x upscale, an unsharp mask, the
+    global-histogram binarizer (uneven light), zbar (another detector), and a 0.6x softened copy
+    (textured or artistic modules). Frames over 1280 px skip the enlargements. Left out: passes that
+    rescued little or nothing on the tune half (CLAHE, contrast stretching, Otsu or adaptive thresholds
+    fed to zxing, a plain 0.5x copy, the fixed-threshold binarizer), and zbar on an Otsu-binarized frame,
+    which gave a wrong answer in an earlier bench: a wrong check-in is worse than a miss.
     """
 
     name = "pipeline"
@@ -190,11 +196,15 @@ class PipelineDecoder:
         if good:
             self.stats.first_pass_hits += 1
             return good
-        if not first and not has_finder_patterns(gray):
+        small = max(gray.shape) <= SMALL_SIDE
+        enlarged = _Lazy(lambda: imaging.sharpen(imaging.resize(gray, 2.0), 2.5))
+        if not first and not has_finder_patterns(gray) and not (
+            small and has_finder_patterns(enlarged.get(), 2 * SMALL_SIDE, blur=False)
+        ):
             return []
         self.stats.fallback_frames += 1
         deadline = start + self.budget_ms / 1000.0
-        for attempt in self._fallbacks(gray):
+        for attempt in self._fallbacks(gray, enlarged):
             if time.perf_counter() >= deadline:
                 self.stats.budget_exhausted += 1
                 break
@@ -204,8 +214,21 @@ class PipelineDecoder:
                 return found
         return []
 
-    def _fallbacks(self, gray: Image) -> list[Callable[[], list[Decoded]]]:
+    def _fallbacks(self, gray: Image, enlarged: _Lazy) -> list[Callable[[], list[Decoded]]]:
         name = self.name
+
+        def enlarged_sharp() -> list[Decoded]:
+            # Small or soft modules: twice the pixels per module, edges restored by an unsharp mask.
+            return [_from_zxing(b, name, 2.0) for b in _zxing(enlarged.get(), try_downscale=False)]
+
+        def smoothed_smaller() -> list[Decoded]:
+            # Textured or artistic modules (a photo inside the code, halftone print): a smaller, softened copy
+            # averages the texture away so each module is one tone again.
+            small = imaging.gaussian_blur(imaging.resize(gray, 0.6), 1.0)
+            return [_from_zxing(b, name, 0.6) for b in _zxing(small, try_downscale=False)]
+
+        def sharpened() -> list[Decoded]:
+            return [_from_zxing(b, name) for b in _zxing(imaging.sharpen(gray, 1.0))]
 
         def other_binarizer() -> list[Decoded]:
             return [_from_zxing(b, name) for b in _zxing(gray, binarizer=zxingcpp.Binarizer.GlobalHistogram)]
@@ -218,13 +241,84 @@ class PipelineDecoder:
             big = imaging.resize(gray, scale)
             return [_from_zxing(b, name, scale) for b in _zxing(big, try_downscale=False)]
 
-        attempts: list[Callable[[], list[Decoded]]] = [other_binarizer, with_zbar]
-        if max(gray.shape) <= 1280:
-            attempts.append(upscaled)
-        return attempts
+        # In the order of what each rescued on the bench's tune half (degraded copies included).
+        if max(gray.shape) > 1280:
+            return [other_binarizer, sharpened, with_zbar, smoothed_smaller]
+        return [enlarged_sharp, upscaled, sharpened, other_binarizer, with_zbar, smoothed_smaller]
 
 
-def has_finder_patterns(gray: Image, work_width: int = 320) -> bool:
+# A frame this small (longest side, px) gets the finder-pattern check a second time on a sharpened 2x
+# enlargement: codes in it have modules of 2-3 px, whose finder rings merge at the original scale. Cheap
+# because the frame is small; never applies to the kiosk camera's 1280x720 frames.
+SMALL_SIDE = 320
+
+
+class _Lazy:
+    """An image computed on first use and kept for the rest of the frame (gate and fall-back share it)."""
+
+    def __init__(self, make: Callable[[], Image]) -> None:
+        self._make = make
+        self._value: Image | None = None
+
+    def get(self) -> Image:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+
+# Decode-time buckets (seconds): a no-code frame costs ~2 ms, a fall-back frame up to the 60 ms budget.
+DECODE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class DurationHistogram:
+    """Cumulative histogram of durations in seconds, Prometheus style (``le`` upper bounds, then +Inf).
+
+    Filled from the decode thread and read from the event loop (telemetry, ``/metrics``), hence the lock.
+    """
+
+    def __init__(self, bounds: tuple[float, ...] = DECODE_BUCKETS_S) -> None:
+        if list(bounds) != sorted(set(bounds)):
+            raise ValueError("histogram bounds must be strictly increasing")
+        self.bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        index = next((i for i, bound in enumerate(self.bounds) if seconds <= bound), len(self.bounds))
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"buckets": {"0.001": n, …, "+Inf": count}, "count", "sum"}``, counts cumulative (JSON-safe)."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        buckets: dict[str, int] = {}
+        running = 0
+        for bound, n in zip([*(repr(b) for b in self.bounds), "+Inf"], counts, strict=True):
+            running += n
+            buckets[bound] = running
+        return {"buckets": buckets, "count": running, "sum": round(total, 6)}
+
+
+class TimedDecoder:
+    """Any decoder, with the wall time of every ``decode`` call recorded in a histogram."""
+
+    def __init__(self, inner: Decoder, histogram: DurationHistogram | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.histogram = histogram or DurationHistogram()
+
+    def decode(self, frame: Image) -> list[Decoded]:
+        start = time.perf_counter()
+        try:
+            return self.inner.decode(frame)
+        finally:
+            self.histogram.observe(time.perf_counter() - start)
+
+
+def has_finder_patterns(gray: Image, work_width: int = 320, *, blur: bool = True) -> bool:
     """Cheap check for QR finder patterns: two or more filled squares with two levels nested inside.
 
     A finder eye is ring / ring / centre, three nested contours, whichever the polarity (a light-on-dark
@@ -233,8 +327,11 @@ def has_finder_patterns(gray: Image, work_width: int = 320) -> bool:
     On the bench it costs about 0.3 ms on a 1280x720 frame and fired on no photo without a code.
     """
     step = max(1, gray.shape[1] // work_width)
-    # The blur merges speckle of textured scenes (hundreds of tiny contours, the check's main cost).
-    work = cv2.GaussianBlur(np.ascontiguousarray(gray[::step, ::step]), (3, 3), 0)
+    work = np.ascontiguousarray(gray[::step, ::step])
+    if blur:
+        # The blur merges speckle of textured scenes (hundreds of tiny contours, the check's main cost). The
+        # enlarged check of a small frame goes without: there it would merge the rings of small eyes.
+        work = np.asarray(cv2.GaussianBlur(work, (3, 3), 0), dtype=np.uint8)
     _, binary = cv2.threshold(work, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     contours, hierarchy = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
@@ -251,7 +348,7 @@ def has_finder_patterns(gray: Image, work_width: int = 320) -> bool:
         _, _, w, h = cv2.boundingRect(contours[int(i)])
         # An eye is a filled square (seen at an angle, a quadrilateral that fills most of its box);
         # textures in photos nest too, but as ragged blobs that fill half their box or less.
-        if w >= 5 and h >= 5 and 0.5 < w / h < 2.0 and cv2.contourArea(contours[int(i)]) >= 0.6 * w * h:
+        if w >= 4 and h >= 4 and 0.5 < w / h < 2.0 and cv2.contourArea(contours[int(i)]) >= 0.6 * w * h:
             squares += 1
             if squares >= 2:
                 return True

@@ -177,3 +177,82 @@ def load_image(path: str) -> Image | None:
     """Read an image file as BGR; None when the file is missing or not an image."""
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     return None if image is None else np.ascontiguousarray(image)
+
+
+# --- camera-like degradations (bench and tests): deterministic for a given rng -----------------------
+
+DEGRADATIONS = ("downscale", "blur", "low-contrast", "rotate", "perspective", "jpeg", "camera")
+
+
+def _scale_factor(image: Image) -> float:
+    """Blur radii grow with the image: a 2000 px photo needs more blur than a 256 px crop to look soft."""
+    return max(1.0, float(max(image.shape[:2])) / 400.0)
+
+
+def gaussian_blur(image: Image, sigma: float) -> Image:
+    return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), dtype=np.uint8)
+
+
+def _contrast(image: Image, alpha: float, mid: float) -> Image:
+    out = (image.astype(np.float32) - 128.0) * alpha + mid
+    return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)
+
+
+def _jpeg(image: Image, quality: int) -> Image:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return np.asarray(cv2.imdecode(data, cv2.IMREAD_UNCHANGED), dtype=np.uint8)
+
+
+def _rotate(image: Image, degrees: float) -> Image:
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(h * sin + w * cos), int(h * cos + w * sin)
+    matrix[0, 2] += new_w / 2 - w / 2
+    matrix[1, 2] += new_h / 2 - h / 2
+    fill = tuple(float(c) for c in np.median(image.reshape(-1, image.shape[2] if image.ndim == 3 else 1), axis=0))
+    return np.asarray(cv2.warpAffine(image, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=fill), dtype=np.uint8)
+
+
+def _perspective(image: Image, rng: np.random.Generator, amount: float) -> Image:
+    """The photo seen at an angle: each corner pulled inward by up to ``amount`` of the side."""
+    h, w = image.shape[:2]
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    pull = rng.uniform(0, amount, size=(4, 2)) * np.array([w, h], dtype=np.float64)
+    dst = (src + pull * np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=np.float64)).astype(np.float32)
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    return np.asarray(cv2.warpPerspective(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
+
+
+def degrade(image: Image, kind: str, rng: np.random.Generator) -> Image:
+    """``image`` as a worse camera would see it; the same rng state gives the same image.
+
+    ``downscale`` (30–50 % of the size), ``blur`` (Gaussian), ``low-contrast`` (25–40 % of the range,
+    shifted, with sensor noise), ``rotate`` (15–40° either way), ``perspective`` (corners pulled in by up
+    to 18 %), ``jpeg`` (quality 10–25), ``camera`` (a milder mix of all: smaller, soft, flat, noisy, JPEG).
+    """
+    k = _scale_factor(image)
+    if kind == "downscale":
+        return resize(image, float(rng.uniform(0.30, 0.50)))
+    if kind == "blur":
+        return gaussian_blur(image, float(rng.uniform(0.8, 1.6)) * k)
+    if kind == "low-contrast":
+        flat = _contrast(image, float(rng.uniform(0.25, 0.40)), float(rng.uniform(90, 170)))
+        return add_noise(flat, rng, 3.0)
+    if kind == "rotate":
+        return _rotate(image, float(rng.uniform(15, 40)) * (1 if rng.random() < 0.5 else -1))
+    if kind == "perspective":
+        return _perspective(image, rng, 0.18)
+    if kind == "jpeg":
+        return _jpeg(image, int(rng.integers(10, 26)))
+    if kind == "camera":
+        out = resize(image, float(rng.uniform(0.5, 0.7)))
+        out = gaussian_blur(out, float(rng.uniform(0.6, 1.0)) * _scale_factor(out))
+        out = _contrast(out, float(rng.uniform(0.45, 0.6)), float(rng.uniform(100, 160)))
+        out = add_noise(out, rng, 4.0)
+        return _jpeg(out, int(rng.integers(35, 51)))
+    raise ValueError(f"unknown degradation {kind!r}; expected one of {', '.join(DEGRADATIONS)}")

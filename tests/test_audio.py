@@ -87,6 +87,47 @@ def test_resample_keeps_pitch_and_duration() -> None:
 # --- sinks -------------------------------------------------------------------------------------------
 
 
+def _energy_db_outside(pcm: np.ndarray, rate: int, tone_hz: float, half_band: float = 150.0) -> float:
+    """Energy away from the tone relative to the tone, in dB, on a Hann-windowed spectrum (edges cut off)."""
+    body = pcm.astype(np.float64)[rate // 20 : -rate // 20]
+    power = np.abs(np.fft.rfft(body * np.hanning(body.size))) ** 2
+    freqs = np.fft.rfftfreq(body.size, 1 / rate)
+    tone = power[np.abs(freqs - tone_hz) <= half_band].sum()
+    rest = power[np.abs(freqs - tone_hz) > 3 * half_band].sum()
+    return float(10 * np.log10(rest / tone))
+
+
+def test_resample_up_leaves_no_images() -> None:
+    # espeak-ng's 22 050 Hz to the 48 kHz output: linear interpolation leaves images of a 5 kHz tone
+    # at 22.05 ± 5 kHz about 20 dB down; a real resampler puts them near the int16 noise floor.
+    tone = _tone(5000, 1.0, 22_050)
+    out = resample(tone, 22_050, 48_000)
+    assert out.size == 48_000
+    assert _energy_db_outside(out, 48_000, 5000) < -60
+
+
+def test_resample_down_filters_what_would_alias() -> None:
+    # A 48 kHz clip with a 1 kHz voice band and a 12 kHz whistle brought to 16 kHz: the whistle is above
+    # the new Nyquist frequency and must be filtered out, not folded down to 4 kHz.
+    rate = 48_000
+    t = np.arange(rate) / rate
+    mixed = np.rint((np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 12_000 * t)) * 0.4 * 32767).astype(np.int16)
+    out = resample(mixed, rate, 16_000)
+    assert out.size == 16_000
+    assert _energy_db_outside(out, 16_000, 1000) < -60
+
+
+def test_resample_keeps_timing_and_short_clips() -> None:
+    # No filter delay left in: an impulse stays where it was in time, and tiny inputs keep their length.
+    impulse = np.zeros(2000, dtype=np.int16)
+    impulse[1000] = 20_000
+    out = resample(impulse, 22_050, 48_000)
+    assert out.size == round(2000 * 48_000 / 22_050)
+    assert abs(int(np.argmax(out)) - 1000 * 48_000 / 22_050) <= 1
+    assert resample(np.array([1000], dtype=np.int16), 8000, 48_000).size == 6
+    assert resample(np.zeros(0, dtype=np.int16), 8000, 48_000).size == 0
+
+
 async def test_wav_file_sink_numbers_clips_and_records_order(tmp_path: Path) -> None:
     sink = WavFileSink(tmp_path / "out")
     first, second = _tone(440, 0.05, 48_000), _tone(880, 0.02, 16_000)

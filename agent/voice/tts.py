@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48_000
 # Bump when the rendering pipeline changes in a way that makes old cache files wrong.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: band-limited resampling (1 was linear interpolation, with audible images)
 
 
 class SpeechError(KioskError):

@@ -47,13 +47,14 @@ def _error(status: int, message: str, code: str) -> web.Response:
 
 def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None = None,
               clock: Clock = system_clock, identities: IdentitySource | None = None,
-              extra_routes: Sequence[web.RouteDef] = ()) -> web.Application:
-    """The whole HTTP app. `extra_routes` mounts other parts' pages and APIs (the video calls)."""
+              extra_routes: Sequence[web.RouteDef] = (), metrics: WebMetrics | None = None) -> web.Application:
+    """The whole HTTP app. `extra_routes` mounts other parts' pages and APIs (the video calls); `metrics`
+    carries the daemon's labels and device/sync snapshot into `/metrics`."""
     settings = core.settings.web
     hub = LiveHub(core, feed, settings.board_last_calls)
     auth = CounterAuth(core.settings.counter_pins())
     desk = FeedbackDesk(core.queue, settings.rating_levels, clock)
-    metrics = WebMetrics()
+    metrics = metrics if metrics is not None else WebMetrics()
     calls_enabled = any(getattr(r, "path", "") == "/api/calls" for r in extra_routes)
     api = Api(core, hub, auth, desk, metrics, announcer, identities, calls_enabled)
 
@@ -112,8 +113,10 @@ class WebServer:
 
     def __init__(self, core: Core, feed: EventFeed, *, host: str | None = None, port: int | None = None,
                  announcer: AnnouncerStats | None = None, clock: Clock = system_clock,
-                 identities: IdentitySource | None = None, extra_routes: Sequence[web.RouteDef] = ()) -> None:
+                 identities: IdentitySource | None = None, extra_routes: Sequence[web.RouteDef] = (),
+                 metrics: WebMetrics | None = None) -> None:
         self.core = core
+        self.metrics = metrics
         self.feed = feed
         self.host = host if host is not None else core.settings.web.host
         self.port = port if port is not None else core.settings.web.port
@@ -129,7 +132,7 @@ class WebServer:
 
     async def start(self) -> None:
         app = build_app(self.core, self.feed, announcer=self.announcer, clock=self.clock,
-                        identities=self.identities, extra_routes=self.extra_routes)
+                        identities=self.identities, extra_routes=self.extra_routes, metrics=self.metrics)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
