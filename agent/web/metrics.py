@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 
@@ -21,8 +22,9 @@ def _label(value: str) -> str:
 
 
 class WebMetrics:
-    def __init__(self) -> None:
+    def __init__(self, extra: Sequence[Callable[[], list[str]]] = ()) -> None:
         self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.extra = extra  # other parts' series (the printer), appended as they are
 
     def count(self, method: str, route: str, status: int) -> None:
         self.requests[(method, route, status)] += 1
@@ -66,4 +68,6 @@ class WebMetrics:
                 lines += [f"# HELP {metric} {help_}", f"# TYPE {metric} counter", f"{metric} {value}"]
             lines += ["# HELP kiosk_announcer_pending Call-outs waiting to be played.",
                       "# TYPE kiosk_announcer_pending gauge", f"kiosk_announcer_pending {announcer.pending}"]
+        for source in self.extra:
+            lines += source()
         return "\n".join(lines) + "\n"

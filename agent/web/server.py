@@ -33,6 +33,8 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Other parts' routes (the printer's reprint) check counter PINs with the same lockout count.
+COUNTER_AUTH = web.AppKey("counter_auth", CounterAuth)
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                413: "body_too_large", 415: "unsupported_media_type"}
@@ -47,13 +49,14 @@ def _error(status: int, message: str, code: str) -> web.Response:
 
 def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None = None,
               clock: Clock = system_clock, identities: IdentitySource | None = None,
-              extra_routes: Sequence[web.RouteDef] = ()) -> web.Application:
+              extra_routes: Sequence[web.RouteDef] = (),
+              metrics_sources: Sequence[Callable[[], list[str]]] = ()) -> web.Application:
     """The whole HTTP app. `extra_routes` mounts other parts' pages and APIs (the video calls)."""
     settings = core.settings.web
     hub = LiveHub(core, feed, settings.board_last_calls)
     auth = CounterAuth(core.settings.counter_pins())
     desk = FeedbackDesk(core.queue, settings.rating_levels, clock)
-    metrics = WebMetrics()
+    metrics = WebMetrics(extra=metrics_sources)
     calls_enabled = any(getattr(r, "path", "") == "/api/calls" for r in extra_routes)
     api = Api(core, hub, auth, desk, metrics, announcer, identities, calls_enabled)
 
@@ -77,6 +80,7 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
         return response
 
     app = web.Application(middlewares=[guard], client_max_size=settings.max_body_bytes)
+    app[COUNTER_AUTH] = auth
     app.add_routes(api.routes())
     app.add_routes(extra_routes)
     app.add_routes([
@@ -112,7 +116,8 @@ class WebServer:
 
     def __init__(self, core: Core, feed: EventFeed, *, host: str | None = None, port: int | None = None,
                  announcer: AnnouncerStats | None = None, clock: Clock = system_clock,
-                 identities: IdentitySource | None = None, extra_routes: Sequence[web.RouteDef] = ()) -> None:
+                 identities: IdentitySource | None = None, extra_routes: Sequence[web.RouteDef] = (),
+                 metrics_sources: Sequence[Callable[[], list[str]]] = ()) -> None:
         self.core = core
         self.feed = feed
         self.host = host if host is not None else core.settings.web.host
@@ -121,6 +126,7 @@ class WebServer:
         self.clock = clock
         self.identities = identities
         self.extra_routes = extra_routes
+        self.metrics_sources = metrics_sources
         self._runner: web.AppRunner | None = None
 
     @property
@@ -129,7 +135,8 @@ class WebServer:
 
     async def start(self) -> None:
         app = build_app(self.core, self.feed, announcer=self.announcer, clock=self.clock,
-                        identities=self.identities, extra_routes=self.extra_routes)
+                        identities=self.identities, extra_routes=self.extra_routes,
+                        metrics_sources=self.metrics_sources)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
