@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -130,6 +131,7 @@ class PrintService:
     # The agent part --------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         cursor = self._cursor()
+        self._restore_fault()
         logger.info("printing tickets on %s (%d dots per line), from event %d", self.printer.description,
                     self.width, cursor)
         tasks = [asyncio.create_task(self._read(cursor), name="printer-reader"),
@@ -139,10 +141,11 @@ class PrintService:
             await stop.wait()
         finally:
             for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Python 3.11's wait_for can swallow a cancel that races a wake-up (the feed's
+                # follow() waits that way), so cancel until the task has really ended.
+                while not task.done():
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=0.5)
             async with self._io:  # a thread still writing finishes before the device is closed
                 await asyncio.to_thread(self.printer.close)
 
@@ -155,6 +158,13 @@ class PrintService:
             start = events.last_seq(conn)
             self.core.db.meta_set(conn, CURSOR_KEY, str(start))
         return start
+
+    def _restore_fault(self) -> None:
+        """A fault still open when the agent stopped stays open, so its `printer.recovered` is not lost."""
+        row = self.core.db.conn.execute("SELECT type, data FROM events WHERE type IN ('printer.fault', "
+                                        "'printer.recovered') ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is not None and row[0] == "printer.fault":
+            self.fault = str(json.loads(row[1]).get("reason", "offline"))
 
     async def _read(self, after: int) -> None:
         stream = self.feed.follow(after)
