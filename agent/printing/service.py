@@ -21,8 +21,9 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.clock import Clock, rfc3339
 from agent.core import Core
@@ -37,6 +38,7 @@ from devices.printer import Printer, PrinterError, PrintJob
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 CURSOR_KEY = "printer.cursor"
 FINAL = ("printed", "skipped", "failed")
 RECENT_RESULTS = 500
@@ -81,6 +83,7 @@ class PrintService:
         self._results: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._queue: asyncio.Queue[JobRequest] = asyncio.Queue(self.settings.queue_size)
         self._io = asyncio.Lock()
+        self._sent_seq = 0
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self.logo = self._load_logo()
@@ -146,8 +149,8 @@ class PrintService:
                 while not task.done():
                     task.cancel()
                     await asyncio.wait({task}, timeout=0.5)
-            async with self._io:  # a thread still writing finishes before the device is closed
-                await asyncio.to_thread(self.printer.close)
+            async with self._io:
+                await self._device(self.printer.close)
 
     def _cursor(self) -> int:
         value = self.core.db.meta_get(CURSOR_KEY)
@@ -217,8 +220,15 @@ class PrintService:
                 data = await asyncio.to_thread(self._encode, image)
                 picture = functools.partial(layout.png, image)
                 async with self._io:
-                    await asyncio.to_thread(self._send, PrintJob(f"{ticket.day}-{ticket.number}-{job.seq}", data,
-                                                                 picture))
+                    try:
+                        await self._device(self._send, job.seq, PrintJob(f"{ticket.day}-{ticket.number}-{job.seq}",
+                                                                         data, picture))
+                    except asyncio.CancelledError:
+                        # Stopped mid-ticket: the bytes went out in full, so record it; a restart must
+                        # not print it again.
+                        if self._sent_seq == job.seq:
+                            self._finish(job, "printed", None, attempts)
+                        raise
             except PrinterError as exc:
                 self.stats.failed_attempts += 1
                 self._set_fault(exc.reason, exc.detail)
@@ -237,7 +247,19 @@ class PrintService:
         rows, width, height = layout.raster_rows(image)
         return escpos.ticket_bytes(rows, width, height, cut_paper=self.settings.cut)
 
-    def _send(self, job: PrintJob) -> None:
+    async def _device(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run device I/O in a thread. Cancelled, it still waits for the thread to end: a stopping agent
+        never closes the printer under a write, nor returns while a ticket is still being sent."""
+        future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            while not future.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({future})
+            raise
+
+    def _send(self, seq: int, job: PrintJob) -> None:
         """In a worker thread: refuse to print into a printer that says it cannot, then send every byte."""
         status = self.printer.status()
         if status is not None:
@@ -246,6 +268,7 @@ class PrintService:
             if status.faults:
                 raise PrinterError(status.faults[0], f"{self.printer.description} reports {', '.join(status.faults)}")
         self.printer.print(job)
+        self._sent_seq = seq  # every byte left: if the agent is stopping now, the job still counts
         # Ask again: a printer unplugged or out of paper mid-ticket shows here, and the job is tried
         # again after recovery rather than counted as printed.
         after = self.printer.status()
@@ -258,7 +281,7 @@ class PrintService:
             error: PrinterError | None = None
             async with self._io:
                 try:
-                    status = await asyncio.to_thread(self.printer.status)
+                    status = await self._device(self.printer.status)
                 except PrinterError as exc:
                     error, status = exc, None
             if error is not None:
