@@ -83,6 +83,10 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
     app[COUNTER_AUTH] = auth
     app.add_routes(api.routes())
     app.add_routes(extra_routes)
+    if not any(getattr(r, "path", "").startswith("/api/printer") for r in extra_routes):
+        from agent.printing.web import printer_routes  # here: agent.printing.web imports this module
+
+        app.add_routes(printer_routes(core, None, clock))  # "printing is off", so screens need not guess
     app.add_routes([
         web.get("/", _page("kiosk.html")),
         web.get("/board", _page("board.html")),
