@@ -8,25 +8,29 @@ import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import numpy as np
 import pytest
 
+from agent.checkin import privacy
 from agent.checkin.runtime import make_checkin
+from agent.checkin.service import CheckinService
 from agent.clock import system_clock
 from agent.core import Core
 from agent.printing.service import PrintService
 from agent.printing.web import printer_routes
 from agent.printing.wiring import open_configured_printer
-from agent.settings import Settings, load_settings
+from agent.settings import CheckinSettings, Settings, load_settings
 from agent.store import events
 from agent.store.feed import EventFeed
 from agent.web.server import WebServer
 from devices.decoders import PipelineDecoder
+from tests import checkin_samples as samples
 from tests.conftest import CATALOGUE, run_kiosk
 from tests.printer_emulator import TcpPrinterEmulator, tcp_printer
 
@@ -243,8 +247,17 @@ async def test_counter_and_cli_reprint_and_checkins_print(kiosk_factory: Any, tm
         dossier = kiosk.events("ticket.issued")[-1].data
         assert dossier["source"] == "dossier" and qr_texts(printed[3].image) == [f"WKT1:{dossier['ticket']}"]
         assert (await kiosk.service.wait_ticket(dossier["ticket"], 5))["state"] == "printed"
+        # A signed appointment shown to the camera prints its priority ticket too.
+        local = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+        appointments = CheckinService(kiosk.core, CheckinSettings(appointment_keys=samples.PUBLIC),  # type: ignore[call-arg]
+                                      privacy.load_or_create_key(tmp_path / "privacy.key"), system_clock)
+        booked = appointments.handle(samples.token(day=local.date(), slot=f"{local:%H:%M}"))
+        assert booked.accepted and booked.ticket is not None
+        printed = await wait_printed(printer, 5)
+        assert qr_texts(printed[4].image) == [f"WKT1:{booked.ticket['id']}"]
+        assert (await kiosk.service.wait_ticket(booked.ticket["id"], 5))["state"] == "printed"
         kinds = [row[1] for row in kiosk.jobs()]
-        assert kinds == ["ticket", "reprint", "reprint", "dossier"]
+        assert kinds == ["ticket", "reprint", "reprint", "dossier", "appointment"]
         assert [e.data["by"] for e in kiosk.events("ticket.print_requested")] == ["counter", "cli"]
 
 
