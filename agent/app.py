@@ -109,9 +109,10 @@ def record_start(core: Core, clock: Clock) -> int:
     return boot
 
 
-def register_printer_hooks(agent: Agent, printing: PrintService | None) -> None:
+def register_printer_hooks(hooks: SyncHooks, printing: PrintService | None) -> None:
+    """The printer's health in telemetry (`kiosk fleet status` alerts on it)."""
     if printing is not None:
-        agent.hooks.telemetry.add("printer", printing.state)
+        hooks.telemetry.add("printer", printing.state)
 
 
 def register_hooks(agent: Agent, announcer: Announcer | None, calls: CallService | None) -> None:
@@ -188,7 +189,7 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         await web.start()  # bound before READY: the screens work as soon as systemd says so
         stack.push_async_callback(web.stop)
         register_hooks(agent, announcer, calls)
-        register_printer_hooks(agent, printing)
+        register_printer_hooks(agent.hooks, printing)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(feed_loop(agent, stop))
             tg.create_task(sweep_loop(agent, stop))

@@ -65,3 +65,16 @@ def test_fleet_alerts_on_a_printer_fault_and_low_paper() -> None:
     assert fault.alerts(now, Thresholds()) == ["printer_paper_end"]
     assert low.alerts(now, Thresholds()) == ["printer_paper_low"]
     assert fine.alerts(now, Thresholds()) == []
+
+
+def test_ticket_print_refuses_when_printing_is_off(kiosk_env: dict[str, str]) -> None:
+    taken = run_kiosk(kiosk_env, "ticket", "take", "khai-sinh", "--json")
+    number = json.loads(taken.stdout)["number"]
+    off = run_kiosk(kiosk_env, "ticket", "print", number)
+    assert off.returncode == 1 and "printing is off" in off.stderr and off.stderr.count("\n") == 1
+    # Printing on but no agent running: the request is recorded and the command says it was not printed.
+    on = run_kiosk({**kiosk_env, "KIOSK_PRINTER__ENABLED": "true"}, "ticket", "print", number, "--wait", "0.5")
+    assert on.returncode == 1 and "not printed within 0.5 s" in on.stderr
+    queued = run_kiosk({**kiosk_env, "KIOSK_PRINTER__ENABLED": "true"}, "ticket", "print", number, "--wait", "0",
+                       "--json")
+    assert queued.returncode == 0 and json.loads(queued.stdout)["state"] == "requested"

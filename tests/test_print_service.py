@@ -17,6 +17,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+from agent.app import register_printer_hooks
 from agent.checkin import privacy
 from agent.checkin.runtime import make_checkin
 from agent.checkin.service import CheckinService
@@ -28,6 +29,7 @@ from agent.printing.wiring import open_configured_printer
 from agent.settings import CheckinSettings, Settings, load_settings
 from agent.store import events
 from agent.store.feed import EventFeed
+from agent.sync.runner import SyncHooks
 from agent.web.server import WebServer
 from devices.decoders import PipelineDecoder
 from tests import checkin_samples as samples
@@ -133,6 +135,10 @@ async def test_a_touch_prints_a_ticket_whose_qr_reads_back(kiosk_factory: Any) -
         assert kiosk.jobs() == [(ticket["number"], "ticket", "printed", 1, None)]
         status, overall = await kiosk.call("GET", "/api/printer")
         assert overall["state"] == "ok" and overall["printed"] == 1
+        hooks = SyncHooks()
+        register_printer_hooks(hooks, kiosk.service)  # what the daemon publishes in telemetry
+        telemetry = hooks.telemetry.collect()["printer"]
+        assert telemetry["state"] == "ok" and telemetry["fault"] is None and telemetry["printed"] == 1
         status, metrics = await kiosk.call("GET", "/metrics")
         assert "kiosk_printer_up 1" in metrics and "kiosk_printer_printed_total 1" in metrics
         # The screen's preview is the same layout, as a PNG.
