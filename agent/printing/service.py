@@ -79,7 +79,7 @@ class PrintService:
         self.fault_detail = ""
         self.paper_near_end = False
         self.status_known = False
-        self.pending: dict[str, JobRequest] = {}
+        self.pending: dict[int, JobRequest] = {}  # by seq: a reprint may wait behind its original
         self._results: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         self._queue: asyncio.Queue[JobRequest] = asyncio.Queue(self.settings.queue_size)
         self._io = asyncio.Lock()
@@ -101,7 +101,7 @@ class PrintService:
 
     def ticket_state(self, ticket_id: str) -> dict[str, Any]:
         """The print state of one ticket: pending, printed, skipped, failed or none (never asked)."""
-        if ticket_id in self.pending:
+        if any(job.ticket == ticket_id for job in self.pending.values()):
             state, reason = "pending", self.fault
         elif ticket_id in self._results:
             state, reason = self._results[ticket_id]
@@ -180,7 +180,7 @@ class PrintService:
                     continue
                 if job is None:
                     continue
-                self.pending[job.ticket] = job
+                self.pending[job.seq] = job
                 self._notify()
                 await self._queue.put(job)  # full: wait; the log keeps the rest
         finally:
@@ -330,7 +330,7 @@ class PrintService:
             self.stats.printed += 1
         elif state == "skipped":
             self.stats.skipped += 1
-        self.pending.pop(job.ticket, None)
+        self.pending.pop(job.seq, None)
         self._results[job.ticket] = (state, reason)
         while len(self._results) > RECENT_RESULTS:
             self._results.popitem(last=False)
