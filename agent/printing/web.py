@@ -75,7 +75,7 @@ def printer_routes(core: Core, service: PrintService | None, clock: Clock) -> li
         if service is None:
             note = "Máy in phiếu chưa được bật trên ki-ốt này (printer.enabled)."
         elif service.fault:
-            note = f"Đã ghi yêu cầu in lại số {ticket.number}; {layout_fault(service)}"
+            note = f"Đã ghi yêu cầu in lại số {ticket.number}; {_fault_note(service)}"
         return json_response({"note": note, "ticket": ticket.public(), "seq": seq}, status=202)
 
     return [
@@ -86,6 +86,6 @@ def printer_routes(core: Core, service: PrintService | None, clock: Clock) -> li
     ]
 
 
-def layout_fault(service: PrintService) -> str:
+def _fault_note(service: PrintService) -> str:
     state = service.state()
     return str(state.get("message", "")).lower() + " Phiếu sẽ được in khi máy in hoạt động lại."
