@@ -9,23 +9,35 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.clock import Clock
 from agent.core import Core
-from agent.errors import Unauthorized
+from agent.errors import InvalidInput, Unauthorized
 from agent.printing import layout
 from agent.printing.jobs import PRINT_SOURCES, request_reprint, ticket_view
 from agent.printing.service import PrintService
-from agent.web.api import _Body, json_response, read_body
+from agent.web.api import json_response
 from agent.web.auth import presented_pin
 from agent.web.server import COUNTER_AUTH
 
 MAX_WAIT_S = 8.0
 
 
-class ReprintBody(_Body):  # the API's body rules: unknown keys refused, strings bounded
+class ReprintBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     ticket: str | None = Field(None, min_length=1, max_length=64)
+
+
+async def read_reprint(request: web.Request) -> ReprintBody:
+    """The body, bounded by the app's client_max_size; unknown keys and bad JSON are refused."""
+    raw = await request.read()
+    try:
+        return ReprintBody.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"Dữ liệu không hợp lệ ({problems}).", code="invalid_input") from exc
 
 
 def printer_routes(core: Core, service: PrintService | None, clock: Clock) -> list[web.RouteDef]:
@@ -61,7 +73,7 @@ def printer_routes(core: Core, service: PrintService | None, clock: Clock) -> li
         if auth is None:
             raise Unauthorized("Quầy chưa được cấp mã PIN.", code="counter_locked")
         auth.check(counter, presented_pin(request.headers.get("Authorization"), request.headers.get("X-Counter-Pin")))
-        body = await read_body(request, ReprintBody)
+        body = await read_reprint(request)
         if body.ticket is None:
             current = core.queue.current(counter)
             if current is None:
