@@ -287,3 +287,23 @@ async def test_stale_tickets_are_skipped_and_a_bad_logo_does_not_stop_printing(k
         _status, state = await kiosk.call("GET", f"/api/printer/tickets/{ticket['id']}?wait=5")
         assert state["state"] == "skipped" and state["reason"] == "stale"
         assert printer.emulator.tickets == []
+
+
+@pytest.mark.parametrize(("trouble", "reason"), [("silent", "no_response"), ("garbage", "garbage")])
+async def test_a_printer_that_never_answers_or_answers_garbage(kiosk_factory: Any, trouble: str,
+                                                                reason: str) -> None:
+    with tcp_printer() as printer:
+        setattr(printer.emulator.state, trouble, True)
+        kiosk = await kiosk_factory(printer.url)
+        assert (await kiosk.wait_event("printer.fault"))[0].data["reason"] == reason
+        status, ticket = await kiosk.call("POST", "/api/tickets", {"service": "khai-sinh"})
+        assert status == 201
+        status, state = await kiosk.call("GET", f"/api/printer/tickets/{ticket['id']}?wait=5")
+        assert state["state"] == "pending" and "Máy in đang không hoạt động." in state["message"]
+        assert printer.emulator.tickets == []  # nothing is sent to a printer that cannot say it is ready
+        setattr(printer.emulator.state, trouble, False)
+        await kiosk.wait_event("printer.recovered")
+        printed = await wait_printed(printer, 1)
+        assert qr_texts(printed[0].image) == [f"WKT1:{ticket['id']}"]
+        status, state = await kiosk.call("GET", f"/api/printer/tickets/{ticket['id']}?wait=5")
+        assert state["state"] == "printed" and len(kiosk.jobs()) == 1
