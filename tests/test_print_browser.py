@@ -112,6 +112,11 @@ async def test_out_of_paper_is_told_on_screen_and_the_counter_reprints(
     await console.click("#reprint")
     await console.wait_for_function("() => document.querySelector('#msg').textContent.includes('Đang in lại')",
                                     timeout=5000)
+    # The console shows the reprinted ticket with the printer's own layout.
+    await console.wait_for_function("() => { const i = document.querySelector('#reprint-preview'); "
+                                    "return !i.hidden && i.complete && i.naturalWidth === 576; }", timeout=5000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await console.screenshot(path=str(ARTIFACTS / "counter-reprint.png"))
     tickets = await asyncio.to_thread(printer.emulator.wait_tickets, 3, 10.0)
     assert len(tickets) == 3
     decoded = [d.text for d in PipelineDecoder().decode(np.ascontiguousarray(tickets[2].image))]

@@ -99,6 +99,9 @@
     var typed = $("call-ticket").value.trim().toUpperCase();
     WK.api("POST", "/api/printer/counters/" + counter + "/reprint", typed ? { ticket: typed } : {}, headers()).then(function (res) {
       say(res.note, true);
+      // The same layout as the paper, so the officer sees what the resident will get.
+      $("reprint-preview").src = "/api/tickets/" + encodeURIComponent(res.ticket.id) + "/ticket.png";
+      $("reprint-preview").hidden = false;
     }, function (err) {
       if (err.status === 401 || err.status === 429) loggedOut(err.message);
       else say(err.message, false);
