@@ -30,6 +30,9 @@ from agent.clock import Clock, system_clock
 from agent.core import Core
 from agent.demo_payloads import demo_payloads
 from agent.ops.systemd import Liveness, Notifier, watchdog_interval, watchdog_loop
+from agent.printing.service import PrintService
+from agent.printing.web import printer_routes
+from agent.printing.wiring import build_print_service
 from agent.settings import Settings
 from agent.store import events
 from agent.store.feed import EventFeed
@@ -113,6 +116,12 @@ def record_start(core: Core, clock: Clock) -> int:
     return boot
 
 
+def register_printer_hooks(hooks: SyncHooks, printing: PrintService | None) -> None:
+    """The printer's health in telemetry (`kiosk fleet status` alerts on it)."""
+    if printing is not None:
+        hooks.telemetry.add("printer", printing.state)
+
+
 def register_hooks(agent: Agent, announcer: Announcer | None, calls: CallService | None) -> None:
     """What each part tells central through telemetry, and the runtime settings `set` may change."""
     hooks = agent.hooks
@@ -193,6 +202,9 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         # Voice and screens.
         announcer = build_announcer(settings) if settings.voice.enabled else None
         routes: list[Any] = [*call_routes(calls), *officer_routes(settings)] if calls is not None else []
+        # Printed tickets: a consumer of the log like the announcer; never in the way of issuing.
+        printing = build_print_service(core, feed, clock)
+        routes += printer_routes(core, printing, clock)
         metrics = WebMetrics(labels={"ward": settings.device.ward, "kiosk": settings.device.kiosk},
                              snapshot=lambda: metrics_snapshot(agent, sync))
         web = WebServer(core, feed, announcer=announcer, clock=clock, identities=agent.checkin, extra_routes=routes,
@@ -200,6 +212,7 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         await web.start()  # bound before READY: the screens work as soon as systemd says so
         stack.push_async_callback(web.stop)
         register_hooks(agent, announcer, calls)
+        register_printer_hooks(agent.hooks, printing)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(feed_loop(agent, stop))
             tg.create_task(sweep_loop(agent, stop))
@@ -207,6 +220,8 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
                 tg.create_task(agent.scanner.run(stop))
             if announcer is not None:
                 tg.create_task(run_announcer(core, feed, stop, announcer))
+            if printing is not None:
+                tg.create_task(printing.run(stop))
             if sync is not None:
                 tg.create_task(sync.run(stop))
             interval = watchdog_interval()

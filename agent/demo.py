@@ -63,6 +63,7 @@ ward-kiosk demo ({settings.device.kiosk}, ward {settings.device.ward}); data in 
   counter 1       {web}/counter/1   (PIN 1111; counters 2-6: 2222 … 6666)
   officer console {web}/officer     (broker {settings.call.officer_broker_url}, any user name)
   the demo camera shows a sample ID card, an appointment and a dossier receipt in turn
+  paper tickets   {settings.printer.device if settings.printer.enabled else "off"} (each ticket as a PNG)
   try: .venv/bin/kiosk -c config/kiosk.demo.toml queue show   ·   kiosk fleet status --broker {settings.mqtt.url}
 """, flush=True)
     try:

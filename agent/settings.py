@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
+from devices.printer import parse_device
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOGUE = REPO_ROOT / "config" / "services.toml"
@@ -258,6 +259,50 @@ class CallSettings(Section):
         return self
 
 
+class PrinterSettings(Section):
+    """The ticket printer (`agent.printing`): ESC/POS raster over TCP, USB, serial, or PNG files."""
+
+    enabled: bool = Field(False, description="Print a paper ticket for every ticket issued at the kiosk.")
+    device: str = Field(
+        "file:var/tickets",
+        description="tcp://HOST:PORT, usb:/dev/usb/lp0, usb:VID:PID, serial:/dev/ttyUSB0?baud=N or file:DIR.",
+    )
+    paper_width_mm: Literal[58, 80] = Field(80, description="Paper roll width: 58 or 80 mm.")
+    dots_per_line: int | None = Field(
+        None, ge=128, le=1024, description="Printable dots per line; default 384 (58 mm) or 576 (80 mm)."
+    )
+    cut: bool = Field(True, description="Partial cut after each ticket (printers without a cutter: false).")
+    logo: Path | None = Field(None, description="Image printed at the top (PNG/BMP; relative to the config file).")
+    footer: str | None = Field(
+        None, max_length=300, description="Last lines of the ticket; default: a line on rating and feedback."
+    )
+    queue_size: int = Field(32, ge=1, le=1000, description="Tickets held in memory for the printer, at most.")
+    poll_seconds: float = Field(2.0, ge=0.2, le=60, description="How often the printer's status is asked (DLE EOT).")
+    status_timeout_seconds: float = Field(1.0, gt=0, le=10, description="A status reply later than this: no_response.")
+    retry_max_seconds: float = Field(10, ge=0.5, le=300, description="Longest wait between two tries of a ticket.")
+    stale_after_seconds: float = Field(
+        600, ge=10, le=86400, description="A ticket not printed this long after it was issued is no longer printed."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        parse_device(value)  # ValueError names what is wrong
+        return value
+
+    @field_validator("dots_per_line")
+    @classmethod
+    def _dots(cls, value: int | None) -> int | None:
+        if value is not None and value % 8:
+            raise ValueError("must be a multiple of 8 (the raster is sent in whole bytes)")
+        return value
+
+    def width_dots(self) -> int:
+        if self.dots_per_line is not None:
+            return self.dots_per_line
+        return 384 if self.paper_width_mm == 58 else 576
+
+
 class Settings(BaseSettings):
     """The whole configuration of one kiosk."""
 
@@ -276,6 +321,7 @@ class Settings(BaseSettings):
     checkin: CheckinSettings = CheckinSettings()
 
     call: CallSettings = CallSettings()
+    printer: PrinterSettings = PrinterSettings()
 
     # Where the settings came from; not a setting itself.
     _config_file: Path | None = None

@@ -10,12 +10,23 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 from agent.mqtt_client import Message, MqttClient, MqttOptions
 from tests.brokers import free_port, wait_port
 from tests.conftest import ROOT
+
+
+def first_file(folder: Path, pattern: str, timeout: float) -> Path | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    return None
 
 
 async def test_demo_comes_up_syncs_and_stops(tmp_path: Path) -> None:
@@ -25,7 +36,8 @@ async def test_demo_comes_up_syncs_and_stops(tmp_path: Path) -> None:
                 "KIOSK_WEB__PORT": str(web), "KIOSK_MQTT__URL": f"mqtt://127.0.0.1:{mqtt_port}",
                 "KIOSK_CALL__OFFICER_BROKER_URL": f"ws://127.0.0.1:{ws}",
                 "KIOSK_VOICE__SINK": f"wav:{tmp_path / 'callouts'}", "KIOSK_CALL__SPEAKER": "null",
-                "KIOSK_CALL__HOST_ADDRESSES": '["127.0.0.1"]'})
+                "KIOSK_CALL__HOST_ADDRESSES": '["127.0.0.1"]',
+                "KIOSK_PRINTER__DEVICE": f"file:{tmp_path / 'tickets'}"})
     demo = subprocess.Popen([sys.executable, "-m", "agent.demo"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     stop = asyncio.Event()
@@ -45,6 +57,8 @@ async def test_demo_comes_up_syncs_and_stops(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/queue", timeout=5) as resp:
             queue = json.loads(resp.read())
         assert any(s["waiting"] for s in queue["services"]), "the demo check-ins issued tickets"
+        # The emulated printer wrote the check-ins' tickets as PNGs (another process: a bounded look).
+        assert await asyncio.to_thread(first_file, tmp_path / "tickets", "*.png", 10.0)
         central = tmp_path / "demo" / "central.db"
         assert central.exists()
         demo.send_signal(signal.SIGTERM)

@@ -1,7 +1,8 @@
 """The fleet monitor: every kiosk's state from its retained `status` and its last `telemetry`, with alerts.
 
 Alerts: `offline`, `telemetry_stale` (none for `stale_after` s), `backlog` / `oldest_unsent` above
-thresholds, `clock_unsynchronized`, `disk_low`, `storage_error`.
+thresholds, `clock_unsynchronized`, `disk_low`, `storage_error`, `printer_<fault>` (`printer_paper_end`,
+`printer_offline`, …) and `printer_paper_low`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class KioskView:
             out.append("disk_low")
         if isinstance(t.get("outbox"), dict) and t["outbox"].get("storage_error"):
             out.append("storage_error")
+        printer = t.get("printer")  # telemetry of agent.printing: residents get no paper ticket
+        if isinstance(printer, dict):
+            if printer.get("state") == "fault":
+                out.append(f"printer_{printer.get('fault') or 'fault'}")
+            elif printer.get("paper_near_end"):
+                out.append("printer_paper_low")
         return out
 
     def row(self, now: datetime, limits: Thresholds) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agent.cli import print_cmds
 from agent.cli.output import JsonOpt, emit_json, say
 from agent.cli.state import STATE
 from agent.clock import local_display, parse_rfc3339
@@ -52,6 +53,7 @@ def register(app: typer.Typer) -> None:
 
     ticket = typer.Typer(help="Lấy số và thao tác trên một số.", no_args_is_help=True)
     app.add_typer(ticket, name="ticket")
+    print_cmds.register(ticket)  # kiosk ticket print NUMBER
 
     @ticket.command("take")
     def take(service: Annotated[str, typer.Argument(help="Service code (see `kiosk services`).")],

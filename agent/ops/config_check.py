@@ -40,4 +40,7 @@ def problems(settings: Settings) -> list[str]:
         check("checkin.elderly_priority", lambda: catalogue.priority(settings.checkin.elderly_priority))
         for number in settings.counter_pins():
             check(f"web.counter_pins.{number}", lambda number=number: catalogue.counter(number))  # type: ignore[misc]
+    from agent.printing.checks import config_problems
+
+    found += config_problems(settings)
     return found

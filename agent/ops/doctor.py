@@ -279,6 +279,13 @@ def check_outbox(settings: Settings) -> Check:
     return Check("outbox", status, detail, {"unacknowledged": pending, "oldest": oldest})
 
 
+def check_printer(settings: Settings) -> Check:
+    from agent.printing.checks import probe
+
+    status, detail, data = probe(settings)
+    return Check("printer", status, detail, data)
+
+
 def run_all(settings: Settings, *, audio: bool = True, camera_seconds: float = 2.0,
             skip: set[str] | None = None) -> list[Check]:
     skip = skip or set()
@@ -292,7 +299,7 @@ def run_all(settings: Settings, *, audio: bool = True, camera_seconds: float = 2
     if audio:
         plan += [("microphone", lambda: check_microphone(settings)), ("speaker", lambda: check_speaker(settings))]
     plan += [("broker", lambda: check_broker(settings)), ("certificate", lambda: check_certificate(settings)),
-             ("outbox", lambda: check_outbox(settings))]
+             ("outbox", lambda: check_outbox(settings)), ("printer", lambda: check_printer(settings))]
     unknown = skip - {name for name, _ in plan} - {"microphone", "speaker"}
     if unknown:
         raise InvalidInput(f"unknown check(s) to skip: {', '.join(sorted(unknown))}")

@@ -24,6 +24,7 @@ EVENT_TYPES = frozenset({
     "checkin.accepted", "checkin.rejected", "call.requested", "call.answered", "call.ended",
     "call.missed", "rating.submitted", "feedback.submitted", "device.fault", "device.recovered",
     "config.applied", "agent.started",
+    "printer.fault", "printer.recovered", "ticket.print_requested",
 })
 
 

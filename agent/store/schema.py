@@ -185,4 +185,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX tickets_active ON tickets (counter) WHERE state IN ('called', 'serving');
     CREATE INDEX tickets_done ON tickets (service, finished_at) WHERE state = 'done'
     """,
+    # printed tickets (agent.printing): one row per finished print job, keyed by the event that asked
+    # for it, written with the consumer's cursor in one transaction, so a restart neither loses a
+    # ticket nor prints it twice.
+    """
+    CREATE TABLE print_jobs (
+        seq INTEGER PRIMARY KEY,
+        ticket TEXT NOT NULL,
+        number TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        reason TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX print_jobs_ticket ON print_jobs (ticket)
+    """,
 ]

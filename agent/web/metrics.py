@@ -194,11 +194,25 @@ def sync_families(outbox: Mapping[str, Any] | None, mqtt: Mapping[str, Any] | No
     return out
 
 
+def printer_families(pr: Mapping[str, Any]) -> list[Family]:
+    fault = Family("kiosk_printer_fault", "gauge", "The printer's current fault, by reason (1 while it lasts).")
+    if pr.get("fault"):
+        fault.add(1, reason=str(pr["fault"]))
+    return [
+        gauge("kiosk_printer_up", "1 when the ticket printer can print, 0 in a fault.", 0 if pr.get("fault") else 1),
+        fault,
+        gauge("kiosk_printer_paper_near_end", "1 when the paper roll is nearly used up.",
+              int(bool(pr.get("paper_near_end")))),
+        gauge("kiosk_printer_pending", "Tickets waiting to be printed.", pr.get("pending")),
+        counter("kiosk_printer_printed_total", "Tickets printed since the agent started.", pr.get("printed")),
+    ]
+
+
 def families_from_snapshot(snap: Snapshot) -> list[Family]:
     out: list[Family] = []
     converters: list[tuple[str, Callable[[Mapping[str, Any]], list[Family]]]] = [
         ("camera", camera_families), ("scanner", scanner_families), ("announcer", announcer_families),
-        ("call", call_families),
+        ("call", call_families), ("printer", printer_families),
     ]
     for name, convert in converters:
         section = _section(snap, name)

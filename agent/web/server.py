@@ -33,6 +33,8 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Other parts' routes (the printer's reprint) check counter PINs with the same lockout count.
+COUNTER_AUTH = web.AppKey("counter_auth", CounterAuth)
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                413: "body_too_large", 415: "unsupported_media_type"}
@@ -78,8 +80,13 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
         return response
 
     app = web.Application(middlewares=[guard], client_max_size=settings.max_body_bytes)
+    app[COUNTER_AUTH] = auth
     app.add_routes(api.routes())
     app.add_routes(extra_routes)
+    if not any(getattr(r, "path", "").startswith("/api/printer") for r in extra_routes):
+        from agent.printing.web import printer_routes  # here: agent.printing.web imports this module
+
+        app.add_routes(printer_routes(core, None, clock))  # "printing is off", so screens need not guess
     app.add_routes([
         web.get("/", _page("kiosk.html")),
         web.get("/board", _page("board.html")),

@@ -94,6 +94,19 @@
   document.querySelectorAll("[data-action]").forEach(function (b) {
     b.addEventListener("click", function () { act(b.dataset.action); });
   });
+  // Reprint on the kiosk's printer: the current ticket, or the number typed in the call field.
+  $("reprint").addEventListener("click", function () {
+    var typed = $("call-ticket").value.trim().toUpperCase();
+    WK.api("POST", "/api/printer/counters/" + counter + "/reprint", typed ? { ticket: typed } : {}, headers()).then(function (res) {
+      say(res.note, true);
+      // The same layout as the paper, so the officer sees what the resident will get.
+      $("reprint-preview").src = "/api/tickets/" + encodeURIComponent(res.ticket.id) + "/ticket.png";
+      $("reprint-preview").hidden = false;
+    }, function (err) {
+      if (err.status === 401 || err.status === 429) loggedOut(err.message);
+      else say(err.message, false);
+    });
+  });
   $("logout").addEventListener("click", function () { loggedOut(""); });
   $("login").addEventListener("submit", function (ev) {
     ev.preventDefault();

@@ -105,7 +105,22 @@
       if (priority) $("t-priority").appendChild(h("span", { class: "priority", text: "Ưu tiên: " + priority.name }));
       $("t-qr").src = t.qr;
       go("s-ticket");
+      printNotice(t.id);
     }, function (err) { modal(err.message); });
+  }
+
+  // The paper ticket: when the printer cannot print it (out of paper, offline), say so plainly and
+  // show the QR large, so the resident can photograph it or show the screen; the number stands.
+  function printNotice(ticketId) {
+    var box = $("t-print");
+    box.hidden = true;
+    $("t-qr").classList.remove("large");
+    WK.api("GET", "/api/printer/tickets/" + encodeURIComponent(ticketId) + "?wait=4").then(function (p) {
+      if (!p || !p.message || p.state === "printed" || $("s-ticket").hidden) return;
+      box.textContent = p.message;
+      box.hidden = false;
+      $("t-qr").classList.add("large");
+    }, function () { /* no printer answer: the ticket on screen is all there is, as before */ });
   }
 
   function renderKeypad() {
