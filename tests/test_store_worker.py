@@ -237,3 +237,23 @@ async def test_open_failure_is_raised_and_leaves_no_thread(tmp_path: Path) -> No
         async with DbWorker(lambda: Core.open(settings)):
             pass
     assert not any(t.name == "db-worker" for t in threading.enumerate())
+
+
+async def test_cancelled_before_start_is_skipped_started_unit_finishes(
+        data_dir: Path, clock: FakeClock, holder: Callable[[], LockHolder]) -> None:
+    lock = holder()
+    async with DbWorker(opener(data_dir, clock)) as worker:
+        loop = asyncio.get_running_loop()
+        started = asyncio.Event()
+        running = asyncio.create_task(
+            worker.run(take_signalled(lambda: loop.call_soon_threadsafe(started.set))))
+        await started.wait()
+        waiting = worker.submit(lambda core: core.queue.take(SERVICE))
+        waiting.cancel()  # its caller gave up before the unit started: it must not issue a ticket
+        running.cancel()  # already in the thread: it finishes as one unit, nobody reads the result
+        await asyncio.to_thread(lock.release)
+        after = await worker.run(lambda core: core.queue.take(SERVICE))
+        assert after.ticket.number == "B002"
+        assert worker.pending == 0
+    with Database(data_dir / "kiosk.db") as db:
+        assert sorted(r[0] for r in db.conn.execute("SELECT number FROM tickets")) == ["B001", "B002"]
