@@ -29,6 +29,7 @@ HOLDER = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO meta(key, value) VALUES('holder', 'uncommitted')")
 print("locked", flush=True)
 sys.stdin.readline()
 conn.execute("COMMIT")
@@ -257,3 +258,23 @@ async def test_cancelled_before_start_is_skipped_started_unit_finishes(
         assert worker.pending == 0
     with Database(data_dir / "kiosk.db") as db:
         assert sorted(r[0] for r in db.conn.execute("SELECT number FROM tickets")) == ["B001", "B002"]
+
+
+async def test_reads_on_the_loop_do_not_wait_for_the_lock_holder(
+        data_dir: Path, clock: FakeClock, holder: Callable[[], LockHolder]) -> None:
+    async with DbWorker(opener(data_dir, clock)) as worker:
+        issued = await worker.run(lambda core: core.queue.take(SERVICE))
+    lock = holder()
+    # The loop's own connection, with a 30 s busy timeout it never needs: in WAL mode a reader is
+    # never made to wait by a writer, it sees the last committed state (a wait would fail the test
+    # with db_locked after 30 s).
+    reader = Core.open(load_settings(storage={"data_dir": data_dir, "busy_timeout_ms": 30_000},
+                                     queue={"enforce_hours": False, "catalogue": CATALOGUE}), clock)
+    try:
+        snap = reader.queue.snapshot()
+        assert [t["number"] for t in snap["waiting"]] == [issued.ticket.number]
+        assert reader.db.meta_get("holder") is None  # the other process's write is not visible yet
+        assert events.last_seq(reader.db.conn) == issued.seq
+    finally:
+        reader.close()
+    await asyncio.to_thread(lock.release)
