@@ -278,3 +278,23 @@ async def test_reads_on_the_loop_do_not_wait_for_the_lock_holder(
     finally:
         reader.close()
     await asyncio.to_thread(lock.release)
+
+
+async def test_post_runs_in_order_and_logs_failures(
+        data_dir: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    def record_fault(core: Core, kind: str) -> None:
+        with core.db.write() as conn:
+            events.append(conn, "device.fault", {"device": "camera", "fault": kind, "detail": ""}, clock())
+
+    def broken(core: Core) -> None:
+        raise ValueError("unit failed on purpose")
+
+    async with DbWorker(opener(data_dir, clock)) as worker:
+        worker.post(record_fault, "disconnected", what="camera fault event")
+        worker.post(broken, what="broken unit")
+        # Units run in submission order: this read in the thread sees the posted fault committed.
+        types = await worker.run(lambda core: [e.type for e in events.since(core.db.conn, 0, 10)])
+    assert types == ["device.fault"]
+    failures = [r for r in caplog.records if r.getMessage() == "broken unit failed"]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert "unit failed on purpose" in str(failures[0].exc_info[1])

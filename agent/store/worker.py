@@ -137,6 +137,15 @@ class DbWorker(Generic[OwnerT]):
         """Run `fn(owner, *args)` in the worker thread as one unit; its result or its exception."""
         return await self.submit(fn, *args)
 
+    def post(self, fn: Callable[..., object], *args: Any, what: str = "database write") -> None:
+        """Fire and forget, for synchronous callbacks on the loop (device faults, call records).
+
+        Units still run in order, so a later `run` sees this one committed. A failure is logged with
+        its traceback, not raised: nobody waits for it. Refusals (`busy`, `db_closed`) are raised.
+        """
+        future = self.submit(fn, *args)
+        future.add_done_callback(lambda f: _log_failure(f, what))
+
     @property
     def pending(self) -> int:
         return self._pending
@@ -209,6 +218,14 @@ class DbWorker(Generic[OwnerT]):
                 self._to_loop(self._answer, job.future, None, exc)
             else:
                 self._to_loop(self._answer, job.future, result, None)
+
+
+def _log_failure(future: asyncio.Future[Any], what: str) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        logger.error("%s failed", what, exc_info=error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
