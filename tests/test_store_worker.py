@@ -114,12 +114,13 @@ def take_signalled(started: Callable[[], None]) -> Callable[[Core], Issued]:
 
 
 async def test_take_waits_for_other_process_lock_without_stalling_loop(
-        data_dir: Path, clock: FakeClock, holder: Callable[[], LockHolder]) -> None:
+        data_dir: Path, clock: FakeClock, holder: Callable[[], LockHolder], caplog: pytest.LogCaptureFixture) -> None:
     lock = holder()
     ticker = Ticker()
     tick_task = asyncio.create_task(ticker.run())
     try:
-        async with DbWorker(opener(data_dir, clock)) as worker:
+        # 50 loop ticks of >= 1 ms each pass while the unit waits: it is longer than slow_s.
+        async with DbWorker(opener(data_dir, clock), slow_s=0.02) as worker:
             loop = asyncio.get_running_loop()
             started = asyncio.Event()
             take = asyncio.create_task(worker.run(take_signalled(lambda: loop.call_soon_threadsafe(started.set))))
@@ -132,6 +133,10 @@ async def test_take_waits_for_other_process_lock_without_stalling_loop(
             await asyncio.to_thread(lock.release)
             issued = await asyncio.wait_for(take, 30)
             assert issued.ticket.number == "B001"
+        # The long wait is reported once, naming the unit, after it ended.
+        assert worker.slow == 1
+        slow = [r for r in caplog.records if "took" in r.getMessage()]
+        assert len(slow) == 1 and slow[0].levelname == "WARNING" and "take_signalled" in slow[0].getMessage()
     finally:
         tick_task.cancel()
     with Database(data_dir / "kiosk.db") as db:

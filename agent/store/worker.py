@@ -16,6 +16,8 @@ freezes video, SSE, MQTT and the screens. `DbWorker` gives the writing connectio
   them in.
 * A lock held by another process makes only the callers of `run` wait: they get their result when
   the lock frees, or the `db_locked` StorageError after busy_timeout, while the loop goes on.
+* A unit slower than `slow_s` (1 s) is logged at WARNING and counted in `slow`: the loop did not
+  wait, but a resident or officer did.
 * At most `max_pending` units wait or run at once; one more is refused at once with the
   StorageError code "busy" (HTTP 503) instead of piling up behind a long lock.
 * Leaving `async with` finishes every unit already submitted, then closes the connection in its
@@ -31,6 +33,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -40,6 +43,7 @@ from agent.store.db import Database
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING = 64
+SLOW_UNIT_S = 1.0  # a unit this long almost always waited for another process's write lock
 
 
 class Owner(Protocol):
@@ -69,12 +73,13 @@ _STOP = object()
 
 class DbWorker(Generic[OwnerT]):
     def __init__(self, open_owner: Callable[[], OwnerT], *, max_pending: int = DEFAULT_MAX_PENDING,
-                 name: str = "db-worker") -> None:
+                 name: str = "db-worker", slow_s: float = SLOW_UNIT_S) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self._open_owner = open_owner
         self.max_pending = max_pending
         self.name = name
+        self.slow_s = slow_s
         self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -83,6 +88,7 @@ class DbWorker(Generic[OwnerT]):
         self._pending = 0  # submitted and not yet answered; touched on the loop only
         self._listeners: list[Callable[[], None]] = []
         self.done = 0  # units answered, for telemetry
+        self.slow = 0  # units that took longer than slow_s (written by the thread, read anywhere)
 
     # Life cycle ---------------------------------------------------------------------------------
     async def __aenter__(self) -> DbWorker[OwnerT]:
@@ -212,12 +218,19 @@ class DbWorker(Generic[OwnerT]):
             if job.future.cancelled():  # nobody waits for it and it has not started: skip it
                 self._to_loop(self._answer, job.future, None, None)
                 continue
+            started = time.monotonic()
             try:
                 result = job.fn(owner, *job.args)
             except BaseException as exc:  # noqa: BLE001 - every error belongs to the caller, who re-raises it
                 self._to_loop(self._answer, job.future, None, exc)
             else:
                 self._to_loop(self._answer, job.future, result, None)
+            took = time.monotonic() - started
+            if took > self.slow_s:
+                # The loop did not wait, but its caller did: say so once per unit, without its data.
+                self.slow += 1
+                logger.warning("database unit %s took %.1f s (write lock held by another process?)",
+                               getattr(job.fn, "__qualname__", "?"), took)
 
 
 def _log_failure(future: asyncio.Future[Any], what: str) -> None:
