@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import OrderedDict
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
@@ -23,6 +24,7 @@ from agent.errors import InvalidInput, KioskError, NotFound
 from agent.queue.service import CounterResult
 from agent.web.auth import CounterAuth, presented_pin
 from agent.web.feedback import FEEDBACK_KINDS, RATING_LABELS, FeedbackDesk
+from agent.web.guard import RequestPolicy, TokenBuckets, client_address, require_json
 from agent.web.live import LiveHub, announcement
 from agent.web.metrics import AnnouncerStats, WebMetrics
 from agent.web.qr import qr_svg
@@ -30,6 +32,7 @@ from agent.web.qr import qr_svg
 logger = logging.getLogger(__name__)
 
 MAX_OFFICER_CHARS = 60
+_TICKET_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SERVED_BY_MEMORY = 2000
 
 
@@ -86,12 +89,19 @@ class ReturnBody(_Body):
 M = TypeVar("M", bound=_Body)
 
 
+class BadJson(KioskError):
+    code = "bad_json"
+    http_status = 400
+
+
 async def read_body(request: web.Request, model: type[M]) -> M:
     raw = await request.read()  # bounded by the application's client_max_size
     try:
         data = json.loads(raw or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput("Dữ liệu gửi lên không phải JSON hợp lệ.", code="bad_json") from exc
+    except RecursionError as exc:  # thousands of nested brackets: no body of ours nests at all
+        raise BadJson("Dữ liệu JSON lồng nhau quá sâu (JSON nested too deeply).") from exc
     if not isinstance(data, dict):
         raise InvalidInput("Dữ liệu gửi lên phải là một đối tượng JSON.", code="bad_json")
     try:
@@ -111,8 +121,13 @@ def _counter(request: web.Request) -> int:
 class Api:
     def __init__(self, core: Core, hub: LiveHub, auth: CounterAuth, desk: FeedbackDesk, metrics: WebMetrics,
                  announcer: AnnouncerStats | None = None, identities: IdentitySource | None = None,
-                 calls_enabled: bool = False) -> None:
+                 calls_enabled: bool = False, policy: RequestPolicy | None = None,
+                 buckets: TokenBuckets | None = None) -> None:
         self.core = core
+        web_settings = core.settings.web
+        self.policy = policy or RequestPolicy(web_settings.allowed_hosts, web_settings.screen_addresses,
+                                              core.settings.screen_token())
+        self.buckets = buckets or TokenBuckets(web_settings.resident_burst, web_settings.resident_per_minute)
         self.hub = hub
         self.auth = auth
         self.desk = desk
@@ -139,6 +154,12 @@ class Api:
             web.get("/healthz", self.health),
             web.get("/metrics", self.prometheus),
         ]
+
+    def _resident(self, request: web.Request) -> None:
+        """Tickets, ratings and feedback: the kiosk screen only, JSON only, a few per client."""
+        self.policy.require_screen(request)
+        require_json(request)
+        self.buckets.take(client_address(request))
 
     # Kiosk -----------------------------------------------------------------------------------------
     async def services(self, request: web.Request) -> web.Response:
@@ -168,7 +189,11 @@ class Api:
         })
 
     async def take(self, request: web.Request) -> web.Response:
+        self._resident(request)
         body = await read_body(request, TicketBody)
+        if body.priority and not self.core.catalogue.priority(body.priority).kiosk:
+            # Appointment-only classes come with a valid appointment QR (check-in), never from a tap.
+            raise InvalidInput("Diện ưu tiên này chỉ áp dụng khi quét mã lịch hẹn.", code="priority_not_offered")
         # A resident who just showed their ID card to the camera gets this ticket linked to the card's
         # keyed hash (never the card itself), so a repeat visit can be recognised.
         identity = self.identities.consume_identity() if self.identities is not None else None
@@ -184,14 +209,19 @@ class Api:
         return web.Response(body=svg, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     async def rate(self, request: web.Request) -> web.Response:
+        self._resident(request)
         body = await read_body(request, RatingBody)
         ref = request.match_info["id"]
+        if not _TICKET_ID.match(ref):
+            # A number such as A012 is guessable: whoever types it first would take the resident's rating.
+            raise NotFound("Xin đánh giá bằng mã trên phiếu (rate by ticket id).", code="rate_by_id")
         ticket = self.core.queue.get(ref)
         officer = self.served_by.get(ticket.id) or (self.officer_at.get(ticket.counter) if ticket.counter else None)
         rating = self.desk.rate(ticket.id, body.score, body.comment, officer)
         return json_response(rating.public(), status=201)
 
     async def feedback(self, request: web.Request) -> web.Response:
+        self._resident(request)
         body = await read_body(request, FeedbackBody)
         return json_response(self.desk.submit(body.kind, body.text, body.phone, body.ticket), status=201)
 

@@ -20,6 +20,7 @@ from agent.store.feed import EventFeed
 from agent.web.api import Api, IdentitySource, json_response
 from agent.web.auth import CounterAuth
 from agent.web.feedback import FeedbackDesk
+from agent.web.guard import RateLimited, RequestPolicy, TokenBuckets
 from agent.web.live import LiveHub
 from agent.web.metrics import AnnouncerStats, WebMetrics
 
@@ -34,7 +35,7 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                413: "body_too_large", 415: "unsupported_media_type"}
 _HTTP_SENTENCES = {404: "Không tìm thấy địa chỉ này (not found).",
                    405: "Phương thức không được hỗ trợ ở địa chỉ này (method not allowed).",
@@ -55,13 +56,20 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
     desk = FeedbackDesk(core.queue, settings.rating_levels, clock)
     metrics = WebMetrics()
     calls_enabled = any(getattr(r, "path", "") == "/api/calls" for r in extra_routes)
-    api = Api(core, hub, auth, desk, metrics, announcer, identities, calls_enabled)
+    policy = RequestPolicy(settings.allowed_hosts, settings.screen_addresses, core.settings.screen_token())
+    buckets = TokenBuckets(settings.resident_burst, settings.resident_per_minute)
+    api = Api(core, hub, auth, desk, metrics, announcer, identities, calls_enabled, policy, buckets)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
         try:
+            policy.check_host(request)  # every request: a rebinding page may not even read the queue
+            policy.check_origin(request)
             response = await handler(request)
+        except RateLimited as exc:
+            response = _error(exc.http_status, exc.message, exc.code)
+            response.headers["Retry-After"] = str(exc.retry_after)
         except KioskError as exc:
             response = _error(exc.http_status, exc.message, exc.code)
         except web.HTTPException as exc:
