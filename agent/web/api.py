@@ -28,6 +28,7 @@ from agent.web.guard import RequestPolicy, TokenBuckets, client_address, require
 from agent.web.live import LiveHub, announcement
 from agent.web.metrics import AnnouncerStats, WebMetrics
 from agent.web.qr import qr_svg
+from agent.web.screen_view import board_state
 
 logger = logging.getLogger(__name__)
 
@@ -233,8 +234,7 @@ class Api:
         snap = self.core.queue.snapshot(self.core.settings.web.board_last_calls)
         for call in snap["last_calls"]:
             call["announcement"] = announcement(call["type"], call)
-        snap["seq"] = self.hub.last_seq()
-        return json_response(snap)
+        return json_response({**board_state(snap), "seq": self.hub.last_seq()})
 
     # Counters --------------------------------------------------------------------------------------
     def _authorise(self, request: web.Request, counter: int) -> None:

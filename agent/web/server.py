@@ -21,7 +21,7 @@ from agent.web.api import Api, IdentitySource, json_response
 from agent.web.auth import CounterAuth
 from agent.web.feedback import FeedbackDesk
 from agent.web.guard import RateLimited, RequestPolicy, TokenBuckets
-from agent.web.live import LiveHub
+from agent.web.live import RETRY_AFTER_S, LiveBusy, LiveHub
 from agent.web.metrics import AnnouncerStats, WebMetrics
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
               extra_routes: Sequence[web.RouteDef] = ()) -> web.Application:
     """The whole HTTP app. `extra_routes` mounts other parts' pages and APIs (the video calls)."""
     settings = core.settings.web
-    hub = LiveHub(core, feed, settings.board_last_calls)
+    hub = LiveHub(core, feed, settings.board_last_calls, settings.live_max_clients, settings.live_max_per_client)
     auth = CounterAuth(core.settings.counter_pins())
     desk = FeedbackDesk(core.queue, settings.rating_levels, clock)
     metrics = WebMetrics()
@@ -67,6 +67,9 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
             policy.check_host(request)  # every request: a rebinding page may not even read the queue
             policy.check_origin(request)
             response = await handler(request)
+        except LiveBusy as exc:
+            response = _error(exc.http_status, exc.message, exc.code)
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
         except RateLimited as exc:
             response = _error(exc.http_status, exc.message, exc.code)
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -138,7 +141,8 @@ class WebServer:
     async def start(self) -> None:
         app = build_app(self.core, self.feed, announcer=self.announcer, clock=self.clock,
                         identities=self.identities, extra_routes=self.extra_routes)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        # Cancel a handler when its client goes away: a closed live stream frees its place at once.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         try:

@@ -64,7 +64,7 @@
     var hb = WK.clear($("held"));
     held.forEach(function (t) {
       hb.appendChild(h("tr", null, h("td", { text: t.number }), h("td", { text: serviceNames[t.service] || t.service }),
-        h("td", null, h("button", { type: "button", class: "secondary", onclick: function () { act("return", { ticket: t.id }); } }, "Đưa lại hàng chờ"))));
+        h("td", null, h("button", { type: "button", class: "secondary", onclick: function () { act("return", { ticket: t.number }); } }, "Đưa lại hàng chờ"))));
     });
   }
 
