@@ -113,6 +113,8 @@ async def login(browser: Browser, stack: Stack, counter: int = 1, viewport: dict
     await page.fill("#officer-name", officer)
     await page.click("#login button[type=submit]")
     await page.wait_for_selector("#desk:not([hidden])", timeout=5000)
+    stored = await page.evaluate("() => Object.values(sessionStorage)")
+    assert PIN not in stored and any(len(v) >= 32 for v in stored)  # a session token, not the PIN
     return page
 
 

@@ -6,10 +6,12 @@ Counter actions need the counter's PIN or token (`Authorization: Bearer …` or 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
@@ -83,6 +85,11 @@ class FeedbackBody(_Body):
     ticket: str | None = Field(None, max_length=64)
 
 
+class LoginBody(_Body):
+    pin: str = Field(min_length=1, max_length=200)
+    officer: str | None = Field(None, max_length=MAX_OFFICER_CHARS)
+
+
 class ReturnBody(_Body):
     ticket: str = Field(min_length=1, max_length=64)
 
@@ -147,6 +154,8 @@ class Api:
             web.post("/api/tickets/{id}/rating", self.rate),
             web.get("/api/queue", self.queue),
             web.get("/api/counters/{n}", self.counter_state),
+            web.post("/api/counters/{n}/login", self.counter_login),
+            web.post("/api/counters/{n}/logout", self.counter_logout),
             web.post("/api/counters/{n}/{action}", self.counter_action),
             web.post("/api/feedback", self.feedback),
             *([] if self.calls_enabled else [web.post("/api/calls", self.calls_unavailable),
@@ -237,17 +246,44 @@ class Api:
         return json_response({**board_state(snap), "seq": self.hub.last_seq()})
 
     # Counters --------------------------------------------------------------------------------------
-    def _authorise(self, request: web.Request, counter: int) -> None:
+    async def _authorise(self, request: web.Request, counter: int) -> None:
         self.core.catalogue.counter(counter)
-        self.auth.check(counter, presented_pin(request.headers.get("Authorization"),
-                                               request.headers.get("X-Counter-Pin")))
+        try:
+            self.auth.check(counter, presented_pin(request.headers.get("Authorization"),
+                                                   request.headers.get("X-Counter-Pin")), client_address(request))
+        finally:
+            await self._save_auth()
         officer = unquote(request.headers.get("X-Officer", "")).strip()[:MAX_OFFICER_CHARS]
         if officer:
             self.officer_at[counter] = officer
 
+    async def _save_auth(self) -> None:
+        if self.auth.dirty:  # the throttle survives restarts; the small file is written off the loop
+            await asyncio.to_thread(self.auth.save, self.auth.snapshot())
+
+    async def counter_login(self, request: web.Request) -> web.Response:
+        counter = _counter(request)
+        self.core.catalogue.counter(counter)
+        require_json(request)
+        body = await read_body(request, LoginBody)
+        try:
+            session = self.auth.login(counter, body.pin, client_address(request))
+        finally:
+            await self._save_auth()
+        if body.officer and body.officer.strip():
+            self.officer_at[counter] = body.officer.strip()
+        expires = datetime.fromtimestamp(session.expires_at, UTC).isoformat(timespec="seconds")
+        return json_response({"counter": counter, "token": session.token,
+                              "expires_at": expires.replace("+00:00", "Z")})
+
+    async def counter_logout(self, request: web.Request) -> web.Response:
+        counter = _counter(request)
+        self.auth.logout(presented_pin(request.headers.get("Authorization"), None))
+        return json_response({"counter": counter, "logged_out": True})
+
     async def counter_state(self, request: web.Request) -> web.Response:
         counter = _counter(request)
-        self._authorise(request, counter)
+        await self._authorise(request, counter)
         queue = self.core.queue
         served = [s.code for s in self.core.catalogue.services_of_counter(counter)]
         current = queue.current(counter)
@@ -268,7 +304,7 @@ class Api:
         queue = self.core.queue
         if action not in ("next", "recall", "start", "done", "no-show", "transfer", "hold", "call", "return"):
             raise NotFound(f"Không có thao tác '{action}' (unknown counter action)", code="unknown_action")
-        self._authorise(request, counter)
+        await self._authorise(request, counter)
         result: CounterResult
         if action == "transfer":
             result = queue.transfer(counter, (await read_body(request, TransferBody)).service)

@@ -18,7 +18,7 @@ from agent.core import Core
 from agent.errors import KioskError
 from agent.store.feed import EventFeed
 from agent.web.api import Api, IdentitySource, json_response
-from agent.web.auth import CounterAuth
+from agent.web.auth import CounterAuth, TooManyAttempts
 from agent.web.feedback import FeedbackDesk
 from agent.web.guard import RateLimited, RequestPolicy, TokenBuckets
 from agent.web.live import RETRY_AFTER_S, LiveBusy, LiveHub
@@ -52,7 +52,8 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
     """The whole HTTP app. `extra_routes` mounts other parts' pages and APIs (the video calls)."""
     settings = core.settings.web
     hub = LiveHub(core, feed, settings.board_last_calls, settings.live_max_clients, settings.live_max_per_client)
-    auth = CounterAuth(core.settings.counter_pins())
+    auth = CounterAuth(core.settings.counter_pins(), core.settings.data_dir() / "counter-logins.json",
+                       settings.counter_session_minutes)
     desk = FeedbackDesk(core.queue, settings.rating_levels, clock)
     metrics = WebMetrics()
     calls_enabled = any(getattr(r, "path", "") == "/api/calls" for r in extra_routes)
@@ -70,6 +71,9 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
         except LiveBusy as exc:
             response = _error(exc.http_status, exc.message, exc.code)
             response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        except TooManyAttempts as exc:
+            response = _error(exc.http_status, exc.message, exc.code)
+            response.headers["Retry-After"] = str(exc.retry_after)
         except RateLimited as exc:
             response = _error(exc.http_status, exc.message, exc.code)
             response.headers["Retry-After"] = str(exc.retry_after)
