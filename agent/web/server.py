@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -32,6 +33,27 @@ SHUTDOWN_TIMEOUT_S = 3.0
 # slipped through unescaped still could not execute.
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+OFFICER_PREFIX = "/officer"
+
+
+def broker_source(url: str | None) -> str | None:
+    """The CSP source for the officer console's MQTT-over-WebSockets broker: scheme://host[:port], no
+    credentials or path, so exactly that broker (and no other, whatever a crafted link names) is reachable."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname or any(c in url for c in " ;,'\""):
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def officer_csp(broker_url: str | None) -> str:
+    source = broker_source(broker_url)
+    # mqtt.js keeps its keepalive timers in a blob: worker, which background tabs do not throttle; a
+    # blob URL can only come from script this server sent (script-src 'self').
+    csp = CSP + "; worker-src 'self' blob:"
+    return csp if source is None else csp.replace("connect-src 'self'", f"connect-src 'self' {source}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,6 +79,7 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
     desk = FeedbackDesk(core.queue, settings.rating_levels, clock)
     metrics = WebMetrics()
     calls_enabled = any(getattr(r, "path", "") == "/api/calls" for r in extra_routes)
+    console_csp = officer_csp(core.settings.call.officer_broker_url)
     policy = RequestPolicy(settings.allowed_hosts, settings.screen_addresses, core.settings.screen_token())
     buckets = TokenBuckets(settings.resident_burst, settings.resident_per_minute)
     api = Api(core, hub, auth, desk, metrics, announcer, identities, calls_enabled, policy, buckets)
@@ -87,7 +110,9 @@ def build_app(core: Core, feed: EventFeed, *, announcer: AnnouncerStats | None =
         metrics.count(request.method, route, response.status)
         if not response.prepared:
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Content-Security-Policy", CSP)
+            # Only the officer console talks to the broker (MQTT over WebSockets) from the browser.
+            response.headers.setdefault("Content-Security-Policy",
+                                        console_csp if request.path.startswith(OFFICER_PREFIX) else CSP)
             response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
