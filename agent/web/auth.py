@@ -2,8 +2,8 @@
 
 A 4-digit PIN is guessable on the LAN without a throttle. The throttle is kept per client address
 and counter, so an attacker's wrong PINs never lock the real officer out, and the officer's success
-does not reset the attacker's count. The first `FREE_TRIES` wrong PINs cost nothing (typos); each
-one after that locks that client out of that counter for `BASE_LOCK_S` · 2ⁿ, up to `MAX_LOCK_S`.
+does not reset the attacker's count. Typos cost nothing; the `FREE_TRIES`-th wrong PIN locks that
+client out of that counter for `BASE_LOCK_S`, each further one doubles the wait, up to `MAX_LOCK_S`.
 The counts live in a small JSON file in the data directory, so a restart does not clear them.
 
 A correct PIN at `POST /api/counters/N/login` gives a random session token (256 bits) that the
