@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -134,3 +136,13 @@ def test_repeated_log_lines_are_suppressed_and_counted() -> None:
     assert len(records) == 5
     assert records[3] == "something else"
     assert records[4].startswith("accept failed: errno 24 again") and "9997" in records[4]
+
+
+def test_the_cli_logs_through_the_repeat_filter() -> None:
+    script = ("import logging\nfrom agent.cli.main import _root\n_root(None, False)\n"
+              "for i in range(10_000):\n    logging.getLogger('agent.web').error('accept failed: %d', i)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert 1 <= len(lines) <= 5 and all("accept failed" in line for line in lines)
