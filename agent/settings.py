@@ -118,6 +118,25 @@ class WebSettings(Section):
     )
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576, description="Largest accepted request body.")
     board_last_calls: int = Field(8, ge=1, le=50, description="Recent calls listed on the display board.")
+    screen_addresses: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Client addresses trusted as the kiosk screen (the box's own Chromium) for resident actions.",
+    )
+    screen_token_file: Path | None = Field(
+        None, description="File holding the token a kiosk screen elsewhere on the LAN sends (X-Screen-Token); "
+        "relative to $CREDENTIALS_DIRECTORY.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the screens use besides IP addresses and localhost (others: DNS rebinding, refused).",
+    )
+    resident_burst: int = Field(20, ge=1, le=10_000, description="Resident actions a client may make at once.")
+    resident_per_minute: float = Field(30, gt=0, le=10_000, description="… refilled at this rate per client.")
+    live_max_clients: int = Field(100, ge=1, le=10_000, description="Live streams open at once (others: 503).")
+    live_max_per_client: int = Field(8, ge=1, le=1000, description="Live streams open at once per client address.")
+    counter_session_minutes: int = Field(
+        720, ge=1, le=10_080, description="A counter login (session token) lasts this long."
+    )
 
 
 _QUIET = r"^([01]\d|2[0-3]):[0-5]\d$"
@@ -384,6 +403,12 @@ class Settings(BaseSettings):
             return read_secret(self.secret_path(self.mqtt.password_file)).strip() or None
         return None
 
+
+    def screen_token(self) -> str | None:
+        """The kiosk screen token from `web.screen_token_file`, if set."""
+        if self.web.screen_token_file is None:
+            return None
+        return read_secret(self.secret_path(self.web.screen_token_file)).strip() or None
 
     def counter_pins(self) -> dict[int, str]:
         """Counter PINs/tokens from `web.counter_pins` and `web.counter_pins_file` (the file wins)."""

@@ -186,10 +186,11 @@ async def test_rating_once_per_served_ticket(agent: Agent) -> None:
     before = agent.last_seq()
     for body, code in [({"score": 6}, "bad_score"), ({"score": 0}, "bad_score"), ({"score": "5"}, "invalid_input"),
                        ({"score": 4, "comment": "x" * 501}, "too_long")]:
-        status, err = await agent.call("POST", "/api/tickets/A001/rating", body)
+        status, err = await agent.call("POST", f"/api/tickets/{waiting['id']}/rating", body)
         assert (status, err["code"]) == (422, code), body
     assert agent.last_seq() == before
-    status, rating = await agent.call("POST", "/api/tickets/A001/rating", {"score": 4, "comment": "Nhanh, chu đáo"})
+    status, rating = await agent.call("POST", f"/api/tickets/{waiting['id']}/rating",
+                                      {"score": 4, "comment": "Nhanh, chu đáo"})
     assert status == 201 and rating["counter"] == 1 and rating["officer"] == "Nguyễn Lan"
     assert rating["label"] == "Hài lòng"
     status, err = await agent.call("POST", f"/api/tickets/{waiting['id']}/rating", {"score": 1})
@@ -198,7 +199,7 @@ async def test_rating_once_per_served_ticket(agent: Agent) -> None:
     assert event.data["score"] == 4 and event.data["ticket"] == waiting["id"] and event.data["officer"] == "Nguyễn Lan"
     rows = agent.core.db.conn.execute("SELECT score, seq, counter FROM ratings").fetchall()
     assert [tuple(r) for r in rows] == [(4, event.seq, 1)]  # row and event written together
-    status, err = await agent.call("POST", "/api/tickets/Z999/rating", {"score": 3})
+    status, err = await agent.call("POST", "/api/tickets/0190a000-0000-7000-8000-000000000000/rating", {"score": 3})
     assert (status, err["code"]) == (404, "unknown_ticket")
 
 

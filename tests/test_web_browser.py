@@ -113,6 +113,8 @@ async def login(browser: Browser, stack: Stack, counter: int = 1, viewport: dict
     await page.fill("#officer-name", officer)
     await page.click("#login button[type=submit]")
     await page.wait_for_selector("#desk:not([hidden])", timeout=5000)
+    stored = await page.evaluate("() => Object.values(sessionStorage)")
+    assert PIN not in stored and any(len(v) >= 32 for v in stored)  # a session token, not the PIN
     return page
 
 
@@ -283,9 +285,10 @@ async def test_screenshots(stack: Stack, browser: Browser, orientation: str, vie
     await kiosk.wait_for_selector("#s-ticket:not([hidden])")
     await kiosk.wait_for_function("() => document.getElementById('t-qr').complete")
     await shoot(kiosk, f"kiosk-ticket-{orientation}")
+    issued = await kiosk.text_content("#t-number") or ""
     await kiosk.click("#ticket-done")
     await kiosk.click("#go-rate")
-    for key in "A1":
+    for key in issued:  # the screen rates the tickets it issued (it knows their ids)
         await kiosk.click(f'[data-key="{key}"]')
     await shoot(kiosk, f"kiosk-rate-number-{orientation}")
     await kiosk.click("#rate-next")

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from agent import logrepeat
 from agent.cli import (
     call_cmds,
     central_cmds,
@@ -39,6 +40,7 @@ def _root(
     STATE.config = config
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logrepeat.install()  # a line repeating in a tight loop must not fill the disk
 
 
 config_cmds.register(app)

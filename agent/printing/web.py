@@ -19,6 +19,7 @@ from agent.printing.jobs import PRINT_SOURCES, request_reprint, ticket_view
 from agent.printing.service import PrintService
 from agent.web.api import json_response
 from agent.web.auth import presented_pin
+from agent.web.guard import client_address
 from agent.web.server import COUNTER_AUTH
 
 MAX_WAIT_S = 8.0
@@ -72,7 +73,8 @@ def printer_routes(core: Core, service: PrintService | None, clock: Clock) -> li
         auth = request.app.get(COUNTER_AUTH)
         if auth is None:
             raise Unauthorized("Quầy chưa được cấp mã PIN.", code="counter_locked")
-        auth.check(counter, presented_pin(request.headers.get("Authorization"), request.headers.get("X-Counter-Pin")))
+        await auth.authorise(counter, presented_pin(request.headers.get("Authorization"),
+                                                    request.headers.get("X-Counter-Pin")), client_address(request))
         body = await read_reprint(request)
         if body.ticket is None:
             current = core.queue.current(counter)

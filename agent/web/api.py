@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
@@ -23,13 +25,16 @@ from agent.errors import InvalidInput, KioskError, NotFound
 from agent.queue.service import CounterResult
 from agent.web.auth import CounterAuth, presented_pin
 from agent.web.feedback import FEEDBACK_KINDS, RATING_LABELS, FeedbackDesk
+from agent.web.guard import RequestPolicy, TokenBuckets, client_address, require_json
 from agent.web.live import LiveHub, announcement
 from agent.web.metrics import AnnouncerStats, WebMetrics
 from agent.web.qr import qr_svg
+from agent.web.screen_view import board_state
 
 logger = logging.getLogger(__name__)
 
 MAX_OFFICER_CHARS = 60
+_TICKET_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SERVED_BY_MEMORY = 2000
 
 
@@ -79,11 +84,21 @@ class FeedbackBody(_Body):
     ticket: str | None = Field(None, max_length=64)
 
 
+class LoginBody(_Body):
+    pin: str = Field(min_length=1, max_length=200)
+    officer: str | None = Field(None, max_length=MAX_OFFICER_CHARS)
+
+
 class ReturnBody(_Body):
     ticket: str = Field(min_length=1, max_length=64)
 
 
 M = TypeVar("M", bound=_Body)
+
+
+class BadJson(KioskError):
+    code = "bad_json"
+    http_status = 400
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
@@ -92,6 +107,8 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput("Dữ liệu gửi lên không phải JSON hợp lệ.", code="bad_json") from exc
+    except RecursionError as exc:  # thousands of nested brackets: no body of ours nests at all
+        raise BadJson("Dữ liệu JSON lồng nhau quá sâu (JSON nested too deeply).") from exc
     if not isinstance(data, dict):
         raise InvalidInput("Dữ liệu gửi lên phải là một đối tượng JSON.", code="bad_json")
     try:
@@ -111,8 +128,13 @@ def _counter(request: web.Request) -> int:
 class Api:
     def __init__(self, core: Core, hub: LiveHub, auth: CounterAuth, desk: FeedbackDesk, metrics: WebMetrics,
                  announcer: AnnouncerStats | None = None, identities: IdentitySource | None = None,
-                 calls_enabled: bool = False) -> None:
+                 calls_enabled: bool = False, policy: RequestPolicy | None = None,
+                 buckets: TokenBuckets | None = None) -> None:
         self.core = core
+        web_settings = core.settings.web
+        self.policy = policy or RequestPolicy(web_settings.allowed_hosts, web_settings.screen_addresses,
+                                              core.settings.screen_token())
+        self.buckets = buckets or TokenBuckets(web_settings.resident_burst, web_settings.resident_per_minute)
         self.hub = hub
         self.auth = auth
         self.desk = desk
@@ -131,6 +153,8 @@ class Api:
             web.post("/api/tickets/{id}/rating", self.rate),
             web.get("/api/queue", self.queue),
             web.get("/api/counters/{n}", self.counter_state),
+            web.post("/api/counters/{n}/login", self.counter_login),
+            web.post("/api/counters/{n}/logout", self.counter_logout),
             web.post("/api/counters/{n}/{action}", self.counter_action),
             web.post("/api/feedback", self.feedback),
             *([] if self.calls_enabled else [web.post("/api/calls", self.calls_unavailable),
@@ -139,6 +163,12 @@ class Api:
             web.get("/healthz", self.health),
             web.get("/metrics", self.prometheus),
         ]
+
+    def _resident(self, request: web.Request) -> None:
+        """Tickets, ratings and feedback: the kiosk screen only, JSON only, a few per client."""
+        self.policy.require_screen(request)
+        require_json(request)
+        self.buckets.take(client_address(request))
 
     # Kiosk -----------------------------------------------------------------------------------------
     async def services(self, request: web.Request) -> web.Response:
@@ -168,7 +198,11 @@ class Api:
         })
 
     async def take(self, request: web.Request) -> web.Response:
+        self._resident(request)
         body = await read_body(request, TicketBody)
+        if body.priority and not self.core.catalogue.priority(body.priority).kiosk:
+            # Appointment-only classes come with a valid appointment QR (check-in), never from a tap.
+            raise InvalidInput("Diện ưu tiên này chỉ áp dụng khi quét mã lịch hẹn.", code="priority_not_offered")
         # A resident who just showed their ID card to the camera gets this ticket linked to the card's
         # keyed hash (never the card itself), so a repeat visit can be recognised.
         identity = self.identities.consume_identity() if self.identities is not None else None
@@ -184,14 +218,19 @@ class Api:
         return web.Response(body=svg, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     async def rate(self, request: web.Request) -> web.Response:
+        self._resident(request)
         body = await read_body(request, RatingBody)
         ref = request.match_info["id"]
+        if not _TICKET_ID.match(ref):
+            # A number such as A012 is guessable: whoever types it first would take the resident's rating.
+            raise NotFound("Xin đánh giá bằng mã trên phiếu (rate by ticket id).", code="rate_by_id")
         ticket = self.core.queue.get(ref)
         officer = self.served_by.get(ticket.id) or (self.officer_at.get(ticket.counter) if ticket.counter else None)
         rating = self.desk.rate(ticket.id, body.score, body.comment, officer)
         return json_response(rating.public(), status=201)
 
     async def feedback(self, request: web.Request) -> web.Response:
+        self._resident(request)
         body = await read_body(request, FeedbackBody)
         return json_response(self.desk.submit(body.kind, body.text, body.phone, body.ticket), status=201)
 
@@ -203,21 +242,40 @@ class Api:
         snap = self.core.queue.snapshot(self.core.settings.web.board_last_calls)
         for call in snap["last_calls"]:
             call["announcement"] = announcement(call["type"], call)
-        snap["seq"] = self.hub.last_seq()
-        return json_response(snap)
+        return json_response({**board_state(snap), "seq": self.hub.last_seq()})
 
     # Counters --------------------------------------------------------------------------------------
-    def _authorise(self, request: web.Request, counter: int) -> None:
+    async def _authorise(self, request: web.Request, counter: int) -> None:
         self.core.catalogue.counter(counter)
-        self.auth.check(counter, presented_pin(request.headers.get("Authorization"),
-                                               request.headers.get("X-Counter-Pin")))
+        await self.auth.authorise(counter, presented_pin(request.headers.get("Authorization"),
+                                                         request.headers.get("X-Counter-Pin")), client_address(request))
         officer = unquote(request.headers.get("X-Officer", "")).strip()[:MAX_OFFICER_CHARS]
         if officer:
             self.officer_at[counter] = officer
 
+    async def counter_login(self, request: web.Request) -> web.Response:
+        counter = _counter(request)
+        self.core.catalogue.counter(counter)
+        require_json(request)
+        body = await read_body(request, LoginBody)
+        try:
+            session = self.auth.login(counter, body.pin, client_address(request))
+        finally:
+            await self.auth.save_if_dirty()
+        if body.officer and body.officer.strip():
+            self.officer_at[counter] = body.officer.strip()
+        expires = datetime.fromtimestamp(session.expires_at, UTC).isoformat(timespec="seconds")
+        return json_response({"counter": counter, "token": session.token,
+                              "expires_at": expires.replace("+00:00", "Z")})
+
+    async def counter_logout(self, request: web.Request) -> web.Response:
+        counter = _counter(request)
+        self.auth.logout(presented_pin(request.headers.get("Authorization"), None))
+        return json_response({"counter": counter, "logged_out": True})
+
     async def counter_state(self, request: web.Request) -> web.Response:
         counter = _counter(request)
-        self._authorise(request, counter)
+        await self._authorise(request, counter)
         queue = self.core.queue
         served = [s.code for s in self.core.catalogue.services_of_counter(counter)]
         current = queue.current(counter)
@@ -238,7 +296,7 @@ class Api:
         queue = self.core.queue
         if action not in ("next", "recall", "start", "done", "no-show", "transfer", "hold", "call", "return"):
             raise NotFound(f"Không có thao tác '{action}' (unknown counter action)", code="unknown_action")
-        self._authorise(request, counter)
+        await self._authorise(request, counter)
         result: CounterResult
         if action == "transfer":
             result = queue.transfer(counter, (await read_body(request, TransferBody)).service)

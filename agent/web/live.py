@@ -32,6 +32,8 @@ from agent.store import events
 from agent.store.events import Event
 from agent.store.feed import EventFeed
 from agent.voice.phrases import build_callout
+from agent.web.guard import client_address
+from agent.web.screen_view import board_state, event_data
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +41,12 @@ KEEPALIVE_S = 15.0
 RETRY_MS = 1000
 MAX_REPLAY = 1000
 CALL_TYPES = ("ticket.called", "ticket.recalled")
-# What screens need; ratings and feedback (free text) are not broadcast on the LAN.
-SCREEN_PREFIXES = ("ticket.", "checkin.", "call.", "agent.started")
+RETRY_AFTER_S = 30  # an over-cap screen tries again after this long (EventSource honours the 503 by closing)
+
+
+class LiveBusy(KioskError):
+    code = "live_busy"
+    http_status = 503
 
 
 def announcement(event_type: str, data: dict[str, Any]) -> str | None:
@@ -54,8 +60,13 @@ def announcement(event_type: str, data: dict[str, Any]) -> str | None:
 class LiveHub:
     """Builds the board state (cached per seq) and serves the event stream."""
 
-    def __init__(self, core: Core, feed: EventFeed, last_calls: int) -> None:
+    def __init__(self, core: Core, feed: EventFeed, last_calls: int, max_clients: int = 100,
+                 max_per_client: int = 8) -> None:
         self.core = core
+        self.max_clients = max_clients
+        self.max_per_client = max_per_client
+        self.refused = 0
+        self._per_client: dict[str, int] = {}
         self.feed = feed
         self.last_calls = last_calls
         self.closing = asyncio.Event()
@@ -81,19 +92,18 @@ class LiveHub:
             conn.execute("COMMIT")
         for call in snap["last_calls"]:
             call["announcement"] = announcement(call["type"], call)
-        keep = ("id", "number", "service", "priority", "state", "arrived_at", "counter")
-        state = {
-            "seq": seq, "day": snap["day"], "services": snap["services"], "counters": snap["counters"],
-            "last_calls": snap["last_calls"],
-            "waiting": [{k: t[k] for k in keep} for t in snap["waiting"]],
-            "held": [{k: t[k] for k in keep} for t in snap["held"]],
-        }
+        state = {"seq": seq, **board_state(snap)}
         self._cache = (seq, state)
         return state
 
-    def envelope(self, event: Event) -> dict[str, Any]:
+    def envelope(self, event: Event) -> dict[str, Any] | None:
+        """The event as screens get it (an allow-list of its data), or None if screens do not get it."""
+        data = event_data(event.type, event.data)
+        if data is None:
+            return None
         settings = self.core.settings.device
-        body = event.envelope(settings.ward, settings.kiosk)
+        body = {"v": events.ENVELOPE_VERSION, "kiosk": settings.kiosk, "ward": settings.ward, "seq": event.seq,
+                "type": event.type, "at": event.at, "data": data}
         if event.type in CALL_TYPES:
             body["announcement"] = announcement(event.type, event.data)
         return body
@@ -111,13 +121,40 @@ class LiveHub:
             return None  # pruned: the events in between are gone
         return after
 
+    def _admit(self, client: str) -> None:
+        """Every open stream holds a socket: bounded in all and per client, so sockets stay for the rest."""
+        mine = self._per_client.get(client, 0)
+        if self.clients >= self.max_clients or mine >= self.max_per_client:
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:  # a flood must not become a flood of log lines
+                logger.warning("live stream refused for %s: %d open (cap %d, %d per client); %d refused so far",
+                               client, self.clients, self.max_clients, self.max_per_client, self.refused)
+            raise LiveBusy("Quá nhiều màn hình đang kết nối. Xin thử lại sau (too many live clients).")
+        self._per_client[client] = mine + 1
+        self.clients += 1
+
+    def _leave(self, client: str) -> None:
+        self.clients -= 1
+        left = self._per_client.get(client, 1) - 1
+        if left > 0:
+            self._per_client[client] = left
+        else:
+            self._per_client.pop(client, None)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        client = client_address(request)
+        self._admit(client)
+        try:
+            return await self._serve(request)
+        finally:
+            self._leave(client)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
         })
         await response.prepare(request)
-        self.clients += 1
         try:
             await response.write(f"retry: {RETRY_MS}\n\n".encode())
             after = self._resume_point(request)
@@ -128,8 +165,6 @@ class LiveHub:
             await self._stream(response, after)
         except ConnectionResetError:
             logger.debug("a live client went away")
-        finally:
-            self.clients -= 1
         return response
 
     async def _stream(self, response: web.StreamResponse, after: int) -> None:
@@ -148,8 +183,9 @@ class LiveHub:
                         await response.write(b"event: ping\ndata: {}\n\n")  # screens watch for silence
                     continue
                 event, pending = pending.result(), None
-                if event.type.startswith(SCREEN_PREFIXES):
-                    await self._send(response, event.type, event.seq, self.envelope(event))
+                body = self.envelope(event)
+                if body is not None:
+                    await self._send(response, event.type, event.seq, body)
                 if event.type.startswith("ticket.") and event.seq >= self.last_seq():
                     await self._send(response, "state", event.seq, {**self.state(), "now": _now_ms()})
         finally:

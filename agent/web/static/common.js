@@ -101,7 +101,7 @@ var WK = (function () {
     "agent.started"];
 
   function live(handlers) {
-    var last = null, source = null, watchdog = null, retry = null;
+    var last = null, source = null, watchdog = null, retry = null, delay = 1000;
     function status(ok) {
       document.body.classList.toggle("offline", !ok);
       if (handlers.status) handlers.status(ok);
@@ -114,11 +114,13 @@ var WK = (function () {
       if (source) source.close();
       status(false);
       clearTimeout(retry);
-      retry = setTimeout(open, 1000);
+      // A refused stream (the server's cap, a restart) is retried later and later, up to 30 s.
+      retry = setTimeout(open, delay);
+      delay = Math.min(delay * 2, 30000);
     }
     function open() {
       source = new EventSource("/api/live" + (last !== null ? "?after=" + last : ""));
-      source.onopen = function () { status(true); arm(); };
+      source.onopen = function () { delay = 1000; status(true); arm(); };
       source.onerror = function () {
         status(false);
         if (source.readyState === EventSource.CLOSED) reopen();

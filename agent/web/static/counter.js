@@ -1,15 +1,16 @@
-/* Counter console: the officer's buttons for one counter, protected by the counter's PIN or token. */
+/* Counter console: the officer's buttons for one counter. The PIN is sent once, to log in; the
+   actions carry the session token the server gave back (kept for this tab only). */
 "use strict";
 
 (function () {
   var h = WK.h, $ = WK.$;
   var counter = Number(location.pathname.split("/").pop());
   var key = "wk-counter-" + counter;
-  var pin = sessionStorage.getItem(key + "-pin"), officer = sessionStorage.getItem(key + "-officer") || "";
+  var token = sessionStorage.getItem(key + "-token"), officer = sessionStorage.getItem(key + "-officer") || "";
   var info = null, current = null, live = null, serviceNames = {};
 
   function headers() {
-    var out = { "Authorization": "Bearer " + pin };
+    var out = { "Authorization": "Bearer " + token };
     if (officer) out["X-Officer"] = encodeURIComponent(officer);
     return out;
   }
@@ -17,8 +18,8 @@
   function say(text, good) { var m = $("msg"); m.textContent = text || ""; m.className = "msg " + (good ? "good" : "bad"); }
 
   function loggedOut(message) {
-    pin = null;
-    sessionStorage.removeItem(key + "-pin");
+    token = null;
+    sessionStorage.removeItem(key + "-token");
     WK.show($("desk"), false);
     WK.show($("login"), true);
     $("login-msg").textContent = message || "";
@@ -64,7 +65,7 @@
     var hb = WK.clear($("held"));
     held.forEach(function (t) {
       hb.appendChild(h("tr", null, h("td", { text: t.number }), h("td", { text: serviceNames[t.service] || t.service }),
-        h("td", null, h("button", { type: "button", class: "secondary", onclick: function () { act("return", { ticket: t.id }); } }, "Đưa lại hàng chờ"))));
+        h("td", null, h("button", { type: "button", class: "secondary", onclick: function () { act("return", { ticket: t.number }); } }, "Đưa lại hàng chờ"))));
     });
   }
 
@@ -107,18 +108,24 @@
       else say(err.message, false);
     });
   });
-  $("logout").addEventListener("click", function () { loggedOut(""); });
+  $("logout").addEventListener("click", function () {
+    if (token) WK.api("POST", "/api/counters/" + counter + "/logout", {}, headers()).catch(function () {});
+    loggedOut("");
+  });
   $("login").addEventListener("submit", function (ev) {
     ev.preventDefault();
-    pin = $("pin").value;
+    var pin = $("pin").value;
     officer = $("officer-name").value.trim();
-    sessionStorage.setItem(key + "-pin", pin);
-    sessionStorage.setItem(key + "-officer", officer);
     $("pin").value = "";
-    load();
+    WK.api("POST", "/api/counters/" + counter + "/login", { pin: pin, officer: officer || null }).then(function (res) {
+      token = res.token;
+      sessionStorage.setItem(key + "-token", token);
+      sessionStorage.setItem(key + "-officer", officer);
+      load();
+    }, function (err) { loggedOut(err.message); });
   });
   $("title").textContent = "Quầy " + counter;
   WK.startClock($("clock"), null, true);
   setInterval(tickMeta, 1000);
-  if (pin) load(); else loggedOut("");
+  if (token) load(); else loggedOut("");
 })();

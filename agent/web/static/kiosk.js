@@ -95,8 +95,29 @@
     go("s-priority");
   }
 
+  // The rating API takes the ticket's id (unguessable), not its number: this screen remembers the ids
+  // of the tickets it issued, so a resident can still rate by typing the number printed on the ticket.
+  var ISSUED_KEY = "wk-issued", ISSUED_MAX = 3000;
+
+  function rememberIssued(t) {
+    var issued = [];
+    try { issued = JSON.parse(localStorage.getItem(ISSUED_KEY) || "[]"); } catch (e) { issued = []; }
+    issued.push([t.number, t.id, Date.now()]);
+    localStorage.setItem(ISSUED_KEY, JSON.stringify(issued.slice(-ISSUED_MAX)));
+  }
+
+  function issuedId(number) {
+    var issued = [], dayAgo = Date.now() - 20 * 3600 * 1000;
+    try { issued = JSON.parse(localStorage.getItem(ISSUED_KEY) || "[]"); } catch (e) { issued = []; }
+    for (var i = issued.length - 1; i >= 0; i--) {
+      if (issued[i][0] === number && issued[i][2] > dayAgo) return issued[i][1];
+    }
+    return null;
+  }
+
   function take(priority) {
     WK.api("POST", "/api/tickets", { service: service.code, priority: priority ? priority.code : null }).then(function (t) {
+      rememberIssued(t);
       $("t-number").textContent = t.number;
       $("t-service").textContent = t.service_name;
       $("t-ahead").textContent = String(t.ahead);
@@ -146,6 +167,7 @@
     if (!/^[A-Z]{1,2}\d{1,4}$/.test(entry)) { modal("Xin nhập số thứ tự gồm chữ cái và chữ số, ví dụ A012."); return; }
     var digits = entry.replace(/^[A-Z]+/, "");
     rateTicket = entry.replace(/\d+$/, "") + ("000" + digits).slice(-Math.max(3, digits.length));
+    if (!issuedId(rateTicket)) { modal("Không tìm thấy số " + rateTicket + " được lấy tại máy này hôm nay."); return; }
     $("rate-for").textContent = "Số thứ tự " + rateTicket;
     var levels = config.rating.levels, box = WK.clear($("scale"));
     box.style.setProperty("--levels", String(levels));
@@ -158,7 +180,7 @@
   }
 
   function rate(score, label) {
-    WK.api("POST", "/api/tickets/" + encodeURIComponent(rateTicket) + "/rating", { score: score }).then(function () {
+    WK.api("POST", "/api/tickets/" + encodeURIComponent(issuedId(rateTicket) || "") + "/rating", { score: score }).then(function () {
       thanks("Xin cảm ơn quý vị!", "Đánh giá «" + label + "» cho số " + rateTicket + " đã được ghi nhận.", null);
     }, function (err) { modal(err.message); });
   }
