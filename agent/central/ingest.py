@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 RETRY_S = 1.0
 OUTAGE_AFTER = 3
+LOG_EVERY_S = 60.0
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Ingest:
         self._buffer: deque[Message] = deque(maxlen=buffer)
         self._wake = asyncio.Event()
         self._acks_changed = asyncio.Event()
+        self._logged: dict[tuple[str, str, str], float] = {}
 
     @property
     def topic(self) -> str:
@@ -207,5 +210,10 @@ class Ingest:
             return
         self.store.quarantine(rejected, rfc3339(self.clock()))
         self.stats.quarantined += len(rejected)
-        for r in rejected[:3]:  # the rest are counted in the table; a flood must not flood the log
-            logger.warning("quarantined a message on %s: %s (%s)", r.topic, r.code, r.detail)
+        now = time.monotonic()
+        for r in rejected:  # every one is counted in the table; the log says each kiosk and reason once a minute
+            key = (r.ward, r.kiosk, r.code)
+            if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
+                self._logged[key] = now
+                logger.warning("quarantined a message on %s: %s (%s); `kiosk central quarantine` counts them",
+                               r.topic, r.code, r.detail)

@@ -68,7 +68,7 @@ class CentralStore(Protocol):
     def store(self, batch: Sequence[Received], now: str) -> StoreResult: ...
     def quarantine(self, rejected: Sequence[Rejected], now: str) -> None: ...
     def acks(self) -> dict[LogKey, Ack]: ...
-    def seqs(self, ward: str, kiosk: str, log: str = "") -> list[int]: ...
+    def seqs(self, ward: str, kiosk: str, log: str | None = None) -> list[int]: ...
     def close(self) -> None: ...
 
 
@@ -236,10 +236,15 @@ class SqlStore:
         self.conn.commit()
         return result
 
-    def seqs(self, ward: str, kiosk: str, log: str = "") -> list[int]:
+    def seqs(self, ward: str, kiosk: str, log: str | None = None) -> list[int]:
+        """The seqs stored for one log of a kiosk, or for all its logs (log None) one log after another."""
         cur = self.conn.cursor()
-        cur.execute(self._sql("SELECT seq FROM central_events WHERE ward = ? AND kiosk = ? AND log = ? ORDER BY seq"),
-                    (ward, kiosk, log))
+        if log is None:
+            cur.execute(self._sql("SELECT seq FROM central_events WHERE ward = ? AND kiosk = ? ORDER BY log, seq"),
+                        (ward, kiosk))
+        else:
+            cur.execute(self._sql("SELECT seq FROM central_events WHERE ward = ? AND kiosk = ? AND log = ? "
+                                  "ORDER BY seq"), (ward, kiosk, log))
         result = [int(r[0]) for r in cur.fetchall()]
         self.conn.commit()
         return result
