@@ -10,7 +10,7 @@ import json
 import os
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -37,12 +37,12 @@ def _write(path: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) 
                                                            serialization.NoEncryption()))
 
 
-def make_pki(folder: Path, clients: list[str]) -> None:
+def make_pki(folder: Path, clients: list[str], ca_name: str = "ward-kiosk test CA", broker: bool = True) -> None:
     """A CA, a broker certificate for 127.0.0.1 and one client certificate per CN."""
     folder.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("ward-kiosk test CA")).issuer_name(_name("ward-kiosk test CA"))
+    ca = (x509.CertificateBuilder().subject_name(_name(ca_name)).issuer_name(_name(ca_name))
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
           .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -59,16 +59,18 @@ def make_pki(folder: Path, clients: list[str]) -> None:
                 x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         _write(folder / file, key, builder.sign(ca_key, hashes.SHA256()))
 
-    issue("127.0.0.1", "broker", True)
+    if broker:
+        issue("127.0.0.1", "broker", True)
     for cn in clients:
         issue(cn, cn.replace("/", "_"), False)
 
 
-def production_config(pki: Path, acl: Path, passwd: Path, tls_port: int, pw_port: int) -> str:
+def production_config(pki: Path, acl: Path, passwd: Path, tls_port: int, pw_port: int, services_port: int) -> str:
     """config/mosquitto/production.conf with test paths and ports; the WebSocket listener becomes plain
     MQTT over TLS with passwords (this mosquitto build has no WebSocket support), same auth rules."""
     text = (CONF / "production.conf").read_text(encoding="utf-8")
     text = text.replace("/etc/mosquitto/certs/ca.pem", str(pki / "ca.pem"))
+    text = text.replace("/etc/mosquitto/certs/services-ca.pem", str(pki / "services" / "ca.pem"))
     text = text.replace("/etc/mosquitto/certs/broker.pem", str(pki / "broker.pem"))
     text = text.replace("/etc/mosquitto/certs/broker.key", str(pki / "broker.key"))
     text = text.replace("/etc/mosquitto/ward-kiosk.acl", str(acl))
@@ -78,6 +80,7 @@ def production_config(pki: Path, acl: Path, passwd: Path, tls_port: int, pw_port
     if os.geteuid() == 0:  # mosquitto would drop to user "mosquitto", who cannot read pytest's tmp dirs
         text = "user root\n" + text
     text = text.replace("listener 8883", f"listener {tls_port} 127.0.0.1")
+    text = text.replace("listener 8885", f"listener {services_port} 127.0.0.1")
     text = text.replace("listener 8884\nprotocol websockets", f"listener {pw_port} 127.0.0.1\nprotocol mqtt")
     return text
 
@@ -87,31 +90,39 @@ class Pki:
     folder: Path
     broker: Broker
     pw_port: int
+    services_port: int
 
-    def options(self, cn: str, **kw: object) -> MqttOptions:
+    def options(self, cn: str, service: bool = False, **kw: object) -> MqttOptions:
+        """A client with the certificate of `cn` (from the services CA, on the services listener, if `service`)."""
         f = cn.replace("/", "_")
-        return MqttOptions(url=f"mqtts://127.0.0.1:{self.broker.port}", client_id=f"test-{f}",
-                           ca_file=self.folder / "ca.pem", cert_file=self.folder / f"{f}.pem",
-                           key_file=self.folder / f"{f}.key", reconnect_min=0.05, connect_timeout=5,
-                           publish_timeout=5, **kw)  # type: ignore[arg-type]
+        certs = self.folder / "services" if service else self.folder
+        port = self.services_port if service else self.broker.port
+        options: dict[str, object] = {"client_id": f"test-{f}", "reconnect_min": 0.05, "connect_timeout": 5,
+                                      "publish_timeout": 5, **kw}
+        return MqttOptions(url=f"mqtts://127.0.0.1:{port}", ca_file=self.folder / "ca.pem",
+                           cert_file=certs / f"{f}.pem", key_file=certs / f"{f}.key", **options)  # type: ignore[arg-type]
 
 
-def production_broker(tmp_path: Path, clients: list[str]) -> Pki:
-    """mosquitto started with the production config and ACL, a fresh CA and these client certificates."""
+def production_broker(tmp_path: Path, clients: list[str], services: tuple[str, ...] = ("ingest", "fleet"),
+                      passwords: str = "") -> Pki:
+    """mosquitto started with the production config and ACL, fresh kiosk and services CAs and these client
+    certificates (`passwords`: lines of a mosquitto password file for the officer listener)."""
     pki = tmp_path / "pki"
     make_pki(pki, clients)
+    make_pki(pki / "services", list(services), ca_name="ward-kiosk test services CA", broker=False)
     passwd = tmp_path / "passwd"
-    passwd.write_text("", encoding="utf-8")
-    tls_port, pw_port = free_port(), free_port()
+    passwd.write_text(passwords, encoding="utf-8")
+    tls_port, pw_port, services_port = free_port(), free_port(), free_port()
     broker = Broker(tmp_path / "broker", port=tls_port, listener="",
-                    config=production_config(pki, CONF / "ward-kiosk.acl", passwd, tls_port, pw_port))
+                    config=production_config(pki, CONF / "ward-kiosk.acl", passwd, tls_port, pw_port, services_port))
     broker.start()
-    return Pki(pki, broker, pw_port)
+    return Pki(pki, broker, pw_port, services_port)
 
 
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[Pki]:
-    pki = production_broker(tmp_path, ["26734/kiosk-a", "26734/kiosk-b", "ingest", "fleet"])
+    pki = production_broker(tmp_path, ["26734/kiosk-a", "26734/kiosk-b"],
+                            passwords=officer_password_line("officer-26734", "s3cret-officer"))
     yield pki
     pki.broker.stop()
 
@@ -129,7 +140,7 @@ async def connected(options: MqttOptions, stop: asyncio.Event) -> MqttClient:
 async def test_kiosk_is_confined_to_its_own_topics(secured: Pki) -> None:
     stop = asyncio.Event()
     seen: asyncio.Queue[Message] = asyncio.Queue()
-    ingest = MqttClient(secured.options("ingest"))
+    ingest = MqttClient(secured.options("ingest", service=True))
     ingest.subscribe("$share/ingest/wards/+/+/events", seen.put_nowait)
     RUNNING.append(asyncio.create_task(ingest.run(stop)))
     a_got: list[Message] = []
@@ -138,7 +149,7 @@ async def test_kiosk_is_confined_to_its_own_topics(secured: Pki) -> None:
     a.subscribe("wards/26734/kiosk-b/ack", a_got.append)
     a.subscribe("wards/26734/kiosk-a/cmd/#", a_got.append)
     RUNNING.append(asyncio.create_task(a.run(stop)))
-    fleet = await connected(secured.options("fleet"), stop)
+    fleet = await connected(secured.options("fleet", service=True), stop)
     assert await ingest.wait_connected(stop) and await a.wait_connected(stop)
     await asyncio.sleep(0.2)  # SUBACKs in flight; the ACL decisions are what we observe below
 
@@ -174,3 +185,46 @@ async def test_anonymous_and_certless_clients_are_refused(secured: Pki) -> None:
     with pytest.raises((ConnectRefused, NotConnected)):
         await MqttClient(anon)._connect()
     stop.set()
+
+
+def officer_password_line(user: str, password: str) -> str:
+    """A mosquitto password-file line made by mosquitto_passwd itself."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "passwd"
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(path), user, password], check=True, capture_output=True)
+        return path.read_text(encoding="utf-8")
+
+
+async def test_no_identity_can_take_over_another_kiosks_session(secured: Pki) -> None:
+    """Before: another kiosk's certificate, or the officer password, with kiosk B's client id knocked B off
+    the broker again and again. The client id is now the identity on the kiosk and officer listeners."""
+    stop = asyncio.Event()
+    b = await connected(secured.options("26734/kiosk-b"), stop)
+    generation = b.generation
+    officer = MqttOptions(url=f"mqtts://127.0.0.1:{secured.pw_port}", ca_file=secured.folder / "ca.pem",
+                          username="officer-26734", password="s3cret-officer", client_id="x", connect_timeout=5)
+    for attempt in range(17):
+        for client_id in ("test-26734_kiosk-b", "26734/kiosk-b"):  # what B sent, and its identity
+            if attempt % 2:
+                attacker = MqttClient(replace(officer, client_id=client_id))
+            else:
+                attacker = MqttClient(secured.options("26734/kiosk-a", client_id=client_id))
+            link = await attacker._connect()  # CONNACK accepted: the broker took the session over, or not
+            attacker._drop(link, "attacker done")
+    # B is still on its first connection: a takeover would have dropped it (and it would reconnect).
+    await b.publish("wards/26734/kiosk-b/events", b'{"seq": 1}')
+    assert b.generation == generation and b.connects == 1
+    # A kiosk certificate is not accepted on the services listener; a service may share its identity.
+    with pytest.raises((OSError, NotConnected, ConnectRefused, TimeoutError)):
+        await MqttClient(replace(secured.options("26734/kiosk-a"),
+                                 url=f"mqtts://127.0.0.1:{secured.services_port}"))._connect()
+    first = await connected(secured.options("ingest", service=True, client_id="ingest-1"), stop)
+    second = await connected(secured.options("ingest", service=True, client_id="ingest-2"), stop)
+    await first.publish("wards/26734/kiosk-b/ack", b'{"seq": 0}', qos=1)
+    assert first.connects == 1 and second.connects == 1
+    stop.set()
+    await asyncio.gather(*RUNNING)
+    RUNNING.clear()

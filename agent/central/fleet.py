@@ -2,7 +2,8 @@
 
 Alerts: `offline`, `telemetry_stale` (none for `stale_after` s), `backlog` / `oldest_unsent` above
 thresholds, `clock_unsynchronized`, `disk_low`, `storage_error`, `printer_<fault>` (`printer_paper_end`,
-`printer_offline`, …) and `printer_paper_low`.
+`printer_offline`, …), `printer_paper_low`, and `ack_conflict` (central's ack names another event log or
+another event at its seq: a replaced or restored kiosk database; the kiosk keeps its events).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class KioskView:
             out.append("disk_low")
         if isinstance(t.get("outbox"), dict) and t["outbox"].get("storage_error"):
             out.append("storage_error")
+        if isinstance(t.get("outbox"), dict) and t["outbox"].get("ack_conflict"):
+            out.append("ack_conflict")  # central holds another version of this kiosk's log
         printer = t.get("printer")  # telemetry of agent.printing: residents get no paper ticket
         if isinstance(printer, dict):
             if printer.get("state") == "fault":

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from agent.cli.output import JsonOpt, emit_json, say
 from agent.cli.state import STATE
 
 logger = logging.getLogger(__name__)
@@ -70,3 +71,38 @@ def register(app: typer.Typer) -> None:
             asyncio.run(main())
         finally:
             store.close()
+
+    @central.command("quarantine")
+    def quarantine(db: Annotated[str | None, typer.Option(
+                       "--db", help="SQLite file (default: central.db in the data folder) or postgresql://…")] = None,
+                   as_json: JsonOpt = False) -> None:
+        """Messages the ingest refused (per kiosk and reason) and kiosks with more than one event log.
+
+        Exit 0 when there is nothing, 3 when there is something to look at (as `fleet status` alerts)."""
+        from agent.central.store import open_store
+
+        target = db or str(STATE.settings().data_dir() / "central.db")
+        store = open_store(target)
+        try:
+            rows = store.quarantined()
+            logs = store.logs()
+        finally:
+            store.close()
+        per_kiosk: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for log in logs:
+            per_kiosk.setdefault((str(log["ward"]), str(log["kiosk"])), []).append(log)
+        replaced: list[dict[str, Any]] = [{"ward": w, "kiosk": k, "logs": v} for (w, k), v in per_kiosk.items()
+                                          if len(v) > 1]
+        if as_json:
+            emit_json({"quarantined": rows, "replaced_logs": replaced})
+        else:
+            for r in rows:
+                say(f"{r['ward']}/{r['kiosk']} {r['code']} ×{r['count']} last {r['last_at']} seq {r['seq']}: "
+                    f"{r['detail']}")
+            for k in replaced:
+                say(f"{k['ward']}/{k['kiosk']} has {len(k['logs'])} event logs (database replaced): "
+                    + ", ".join(f"{lg['log'] or '(none)'} up to {lg['seq']}" for lg in k["logs"]))
+            if not rows and not replaced:
+                say("nothing quarantined")
+        if rows or replaced:
+            raise typer.Exit(3)

@@ -25,10 +25,11 @@ def register(app: typer.Typer) -> None:
         """Print the event log in seq order (envelopes as published, with --json)."""
         core = STATE.core()
         ward, kiosk = core.settings.device.ward, core.settings.device.kiosk
+        log = event_log.log_id(core.db.conn)
 
         def show(ev: Event) -> None:
             if as_json:
-                emit_json(ev.envelope(ward, kiosk))
+                emit_json(ev.envelope(ward, kiosk, log))
             else:
                 say(f"{ev.seq:>7} {ev.at} {ev.type:<20} {json.dumps(ev.data, ensure_ascii=False)}")
 

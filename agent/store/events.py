@@ -36,9 +36,13 @@ class Event:
     at: str
     data: dict[str, Any]
 
-    def envelope(self, ward: str, kiosk: str) -> dict[str, Any]:
-        return {"v": ENVELOPE_VERSION, "id": self.id, "kiosk": kiosk, "ward": ward, "seq": self.seq,
-                "type": self.type, "at": self.at, "data": self.data}
+    def envelope(self, ward: str, kiosk: str, log: str = "") -> dict[str, Any]:
+        """The published form; `log` (the event log's id) only when the database has one."""
+        env = {"v": ENVELOPE_VERSION, "id": self.id, "kiosk": kiosk, "ward": ward, "seq": self.seq,
+               "type": self.type, "at": self.at, "data": self.data}
+        if log:
+            env["log"] = log
+        return env
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Event:
@@ -70,3 +74,14 @@ def last_seq(conn: sqlite3.Connection) -> int:
     # sqlite_sequence keeps the high-water mark even after pruning old events.
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
     return 0 if row is None else int(row[0])
+
+
+def log_id(conn: sqlite3.Connection) -> str:
+    """This database's event-log id ("" for a database that held events before ids existed)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'log'").fetchone()
+    return "" if row is None else str(row[0])
+
+
+def id_at(conn: sqlite3.Connection, seq: int) -> str | None:
+    row = conn.execute("SELECT id FROM events WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None else str(row[0])

@@ -201,4 +201,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX print_jobs_ticket ON print_jobs (ticket)
     """,
+    # the event log's id (`log` in the envelope): random for a database created empty, "" for one that
+    # already holds events (central stored those under log ""). A replaced or re-created database gets a
+    # new id, so central stores its seqs beside the old log's instead of taking them for duplicates.
+    """
+    INSERT INTO meta(key, value)
+    SELECT 'log', CASE WHEN EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events' AND seq > 0)
+                       THEN '' ELSE lower(hex(randomblob(16))) END
+    WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'log')
+    """,
 ]

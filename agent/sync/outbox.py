@@ -45,6 +45,8 @@ class AckBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     seq: int
     at: str | None = None
+    log: str | None = None  # the event log it counts (absent from a central older than logs)
+    id: str | None = None  # the id of the event at `seq` central holds
 
 
 async def wait_any(*aws: Awaitable[Any], timeout: float | None = None) -> None:
@@ -77,6 +79,10 @@ class Outbox:
         # Set whenever storage fails or recovers (for whoever watches the kiosk's health).
         self.storage_changed = asyncio.Event()
         self.ack_ahead: int | None = None
+        # An ack for another log, or naming another event at its seq: central holds something else
+        # than this database (replaced or restored); nothing is pruned on it, and telemetry says so.
+        self.ack_conflict: dict[str, Any] | None = None
+        self.log = ""
         self._loaded = False
         self._pending_ack: AckBody | None = None
         self._dirty = False
@@ -107,10 +113,17 @@ class Outbox:
             if not self._loaded:
                 self._pending_ack = body  # applied once the watermarks are loaded
             return
+        if body.log is not None and body.log != self.log:
+            self._conflict(body, f"the ack counts event log {body.log!r}, this database's is {self.log!r}")
+            return
         try:
             newest = events.last_seq(self.db.conn)
+            own_id = events.id_at(self.db.conn, body.seq) if body.id is not None else None
         except sqlite3.Error as exc:
             self._storage_failed(self.db.wrap_errors(exc))
+            return
+        if body.id is not None and own_id is not None and own_id != body.id:
+            self._conflict(body, f"central holds event {body.id} at seq {body.seq}, this database {own_id}")
             return
         if body.seq > newest:
             # Central holds seqs this kiosk never wrote (a replaced database?): accepting would let
@@ -120,6 +133,7 @@ class Outbox:
             self.ack_ahead = body.seq
             return
         self.ack_ahead = None
+        self.ack_conflict = None
         self.marks.acked = body.seq
         self.marks.acked_at = body.at
         self.marks.sent = max(self.marks.sent, body.seq)
@@ -128,6 +142,11 @@ class Outbox:
         self._ack_wait = self.ack_timeout
         self._acked_changed.set()
         self._acked_changed = asyncio.Event()
+
+    def _conflict(self, body: AckBody, why: str) -> None:
+        if self.ack_conflict is None or self.ack_conflict.get("seq") != body.seq:
+            logger.error("ignored central's ack of seq %d: %s; events are kept and re-sent", body.seq, why)
+        self.ack_conflict = {"seq": body.seq, "log": body.log, "id": body.id, "why": why}
 
     def resync(self, from_seq: int) -> int:
         """Publish again from `from_seq` (a `resync` command); returns the first seq still held."""
@@ -153,6 +172,8 @@ class Outbox:
                                "storage_error": self.storage_error, "storage_errors": self.storage_errors}
         if self.ack_ahead is not None:
             out["ack_ahead_of_log"] = self.ack_ahead
+        if self.ack_conflict is not None:
+            out["ack_conflict"] = self.ack_conflict
         try:
             newest = events.last_seq(self.db.conn)
             oldest = state.oldest_after(self.db, self.marks.sent)
@@ -176,7 +197,11 @@ class Outbox:
         while not self._loaded and not stop.is_set():
             try:
                 self.marks = state.load(self.db)
+                self.log = events.log_id(self.db.conn)
                 self._loaded = True
+            except sqlite3.Error as exc:
+                self._storage_failed(self.db.wrap_errors(exc))
+                await wait_any(stop.wait(), timeout=STORAGE_RETRY_S)
             except StorageError as exc:
                 self._storage_failed(exc)
                 await wait_any(stop.wait(), timeout=STORAGE_RETRY_S)
@@ -229,15 +254,15 @@ class Outbox:
                 if self._rewind is not None or stop.is_set() or self.client.generation != generation:
                     window.release()
                     break
-                fut = self.client.publish(topic, self._payload(event, ward, kiosk), qos=1)
+                fut = self.client.publish(topic, self._payload(event, ward, kiosk, self.log), qos=1)
                 inflight.append((event.seq, fut))
                 fut.add_done_callback(functools.partial(self._on_puback, window=window, inflight=inflight))
                 self.next_seq = event.seq + 1
                 self.published = max(self.published, event.seq)
 
     @staticmethod
-    def _payload(event: Event, ward: str, kiosk: str) -> bytes:
-        return json.dumps(event.envelope(ward, kiosk), ensure_ascii=False, separators=(",", ":")).encode()
+    def _payload(event: Event, ward: str, kiosk: str, log: str) -> bytes:
+        return json.dumps(event.envelope(ward, kiosk, log), ensure_ascii=False, separators=(",", ":")).encode()
 
     def _on_puback(self, fut: asyncio.Future[None], window: asyncio.Semaphore,
                    inflight: deque[tuple[int, asyncio.Future[None]]]) -> None:
