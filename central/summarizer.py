@@ -1,0 +1,127 @@
+"""The follower of `central_events` that keeps the KPI summaries up to date, incrementally.
+
+Per kiosk it reads the events after its cursor up to the kiosk's ack (the gapless high-water mark the
+ingest moves in the same transaction that stored them), folds them into `central_tickets` and
+`central_daily`, and moves the cursor in the same transaction: a crash repeats nothing and skips nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from central import contract as c
+from central.db import Cursor, Db
+
+logger = logging.getLogger(__name__)
+
+LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
+CHUNK = 5000
+
+
+def local_time(at: str) -> datetime:
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(LOCAL)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class Summarizer:
+    def __init__(self, db: Db, chunk: int = CHUNK) -> None:
+        self.db = db
+        self.chunk = chunk
+
+    def pending(self) -> list[tuple[str, str, int, int]]:
+        """(ward, kiosk, cursor, ack) of every kiosk whose ack is ahead of the summaries."""
+        rows = self.db.query(
+            "SELECT a.ward, a.kiosk, COALESCE(s.seq, 0), a.seq FROM central_acks a "
+            "LEFT JOIN central_summary_cursor s ON s.ward = a.ward AND s.kiosk = a.kiosk "
+            "WHERE a.seq > COALESCE(s.seq, 0) ORDER BY a.ward, a.kiosk")
+        return [(str(w), str(k), int(cur), int(ack)) for w, k, cur, ack in rows]
+
+    def run_once(self) -> int:
+        """Summarise everything acknowledged so far; returns the number of events folded in."""
+        done = 0
+        for ward, kiosk, cursor, ack in self.pending():
+            while cursor < ack:
+                upto = min(ack, cursor + self.chunk)
+                done += self._fold(ward, kiosk, cursor, upto)
+                cursor = upto
+        return done
+
+    def _fold(self, ward: str, kiosk: str, after: int, upto: int) -> int:
+        with self.db.transaction() as cur:
+            events = cur.all("SELECT type, at, data FROM central_events WHERE ward = ? AND kiosk = ? "
+                             "AND seq > ? AND seq <= ? ORDER BY seq", (ward, kiosk, after, upto))
+            self._apply(cur, ward, kiosk, events)
+            cur.run("INSERT INTO central_summary_cursor (ward, kiosk, seq) VALUES (?, ?, ?) "
+                    "ON CONFLICT (ward, kiosk) DO UPDATE SET seq = excluded.seq", (ward, kiosk, upto))
+        return len(events)
+
+    def _apply(self, cur: Cursor, ward: str, kiosk: str, events: list[tuple[Any, ...]]) -> None:
+        issued: list[tuple[Any, ...]] = []
+        called: list[tuple[Any, ...]] = []
+        ended: list[tuple[Any, ...]] = []
+        daily: dict[tuple[str, str, str, int], list[int]] = {}
+
+        def count(day: str, metric: str, service: str, counter: int, total: int) -> None:
+            slot = daily.setdefault((day, metric, service, counter), [0, 0])
+            slot[0] += 1
+            slot[1] += total
+
+        for type_, at, raw in events:
+            if not (type_.startswith(("ticket.", "rating.", "feedback.", "call."))):
+                continue
+            try:
+                data = json.loads(raw)
+                when = local_time(str(at))
+            except (ValueError, TypeError):
+                logger.warning("summaries: unreadable %s event of %s/%s skipped", type_, ward, kiosk)
+                continue
+            if not isinstance(data, dict):
+                continue
+            ticket = _str(data.get("ticket"))
+            day = when.date().isoformat()
+            if type_ == c.TICKET_ISSUED and ticket:
+                issued.append((ward, kiosk, ticket, _str(data.get("day")) or day, when.hour,
+                               _str(data.get("service"))))
+            elif type_ == c.TICKET_CALLED and ticket:
+                called.append((_int(data.get("counter")), _int(data.get("waited_seconds")), ward, kiosk, ticket))
+            elif type_ == c.TICKET_DONE and ticket:
+                ended.append(("served", _int(data.get("service_seconds")), ward, kiosk, ticket))
+            elif type_ == c.TICKET_NO_SHOW and ticket:
+                ended.append(("no_show", None, ward, kiosk, ticket))
+            elif type_ == c.TICKET_CANCELLED and ticket:
+                ended.append(("cancelled", None, ward, kiosk, ticket))
+            elif type_ == c.RATING_SUBMITTED:
+                scale, score = _int(data.get("scale")), _int(data.get("score"))
+                if scale in (3, 4, 5) and score is not None and 1 <= score <= scale:
+                    service, counter = _str(data.get("service")), _int(data.get("counter")) or 0
+                    count(day, f"rating.{scale}", service, counter, score)
+                    count(day, f"rating.{scale}.{score}", service, counter, score)
+            elif type_ == c.FEEDBACK_SUBMITTED:
+                count(day, "feedback", "", 0, 0)
+            elif type_ == c.CALL_ANSWERED:
+                count(day, "call.answered", _str(data.get("service")), 0, _int(data.get("ring_seconds")) or 0)
+            elif type_ == c.CALL_MISSED:
+                count(day, "call.missed", _str(data.get("service")), 0, 0)
+        # Issued, then calls, then outcomes: a ticket's events keep their order inside one kiosk's log.
+        cur.many("INSERT INTO central_tickets (ward, kiosk, ticket, day, hour, service) VALUES (?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (ward, kiosk, ticket) DO NOTHING", issued)
+        # The first call is the wait the resident lived; a recall or a transfer's second call does not reset it.
+        cur.many("UPDATE central_tickets SET counter = ?, waited_seconds = ? WHERE ward = ? AND kiosk = ? "
+                 "AND ticket = ? AND waited_seconds IS NULL", called)
+        cur.many("UPDATE central_tickets SET outcome = ?, service_seconds = ? WHERE ward = ? AND kiosk = ? "
+                 "AND ticket = ?", ended)
+        cur.many("INSERT INTO central_daily (ward, day, metric, service, counter, n, total) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ward, day, metric, service, counter) "
+                 "DO UPDATE SET n = central_daily.n + excluded.n, total = central_daily.total + excluded.total",
+                 [(ward, *key, n, total) for key, (n, total) in daily.items()])
