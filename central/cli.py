@@ -164,3 +164,26 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 raise BadInput(f"cannot write {out}: {exc}") from exc
             typer.echo(f"report written to {out} ({len(rows) - 1} rows)")
+
+    @central.command("serve")
+    @one_line_errors
+    def serve(db: DbOpt,
+              port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8090,
+              host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+              secure_cookies: Annotated[bool, typer.Option(
+                  "--secure-cookies", help="Mark cookies Secure (set when served behind TLS).")] = False,
+              service_level: Annotated[str, typer.Option("--service-level",
+                                                         help="Service-level thresholds, minutes.")] = "15,30",
+              ) -> None:
+        """Serve central's web pages: login, KPIs, reports, fleet list and each ward's public page."""
+        import logging
+
+        from central.db import redact
+        from central.web.app import WebSettings, build_app, run_app
+
+        logging.getLogger("central").setLevel(logging.INFO)
+        settings = WebSettings(db=db, secure_cookies=secure_cookies,
+                               service_level_minutes=parse_thresholds(service_level))
+        app = build_app(settings)
+        logging.getLogger(__name__).warning("central web on http://%s:%d (database %s)", host, port, redact(db))
+        run_app(app, host, port)

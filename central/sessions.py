@@ -77,12 +77,13 @@ class Logins:
                 raise Throttled("Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau 15 phút.")
         found = get_user(self.db, name) if len(password) <= MAX_PASSWORD else None
         ok = verify_password(found[1] if found else None, password[:MAX_PASSWORD])
-        with self.db.transaction() as cur:
-            if not ok or found is None:
+        if not ok or found is None:
+            with self.db.transaction() as cur:  # committed: the refusal is raised after the transaction
                 self._fail(cur, user_key, now)
                 self._fail(cur, client_key, now)
-                logger.info("login refused (client %s)", client)
-                raise Unauthorized("Tên đăng nhập hoặc mật khẩu không đúng.")
+            logger.info("login refused (client %s)", client)
+            raise Unauthorized("Tên đăng nhập hoặc mật khẩu không đúng.")
+        with self.db.transaction() as cur:
             cur.run("DELETE FROM central_login_failures WHERE key = ?", (user_key,))
             token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
             cur.run("INSERT INTO central_sessions (token_hash, name, csrf, created_at, expires_at) "
