@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
                 has_phone=True)
         Kiosk(db, "26737", "k-02").event("ticket.issued", f"{DAY}T02:00:00.000Z", ticket="z", number="B001",
                                          service="khai-sinh", priority=None, source="kiosk", day=DAY)
+        k.event("ticket.issued", f"{DAY}T08:00:00.000Z", ticket="w1", number="A050", service="khai-sinh",
+                priority=None, source="kiosk", day=DAY)  # still waiting
         Summarizer(db).run_once()
         add_user(db, "admin", "admin", [], PASSWORD)
         add_user(db, "lead", "leader", [], PASSWORD)
@@ -43,7 +46,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 async def client_for(target: str, **extra: object) -> TestClient[object, object]:
-    settings = WebSettings(db=target, summarise_every=3600, limits=Limits(per_user=3, per_client=6), **extra)  # type: ignore[arg-type]
+    settings = WebSettings(db=target, summarise_every=3600, limits=Limits(per_user=3, per_client=6),
+                           today=lambda: date.fromisoformat(DAY), **extra)  # type: ignore[arg-type]
     client: TestClient[object, object] = TestClient(TestServer(build_app(settings), host="127.0.0.1"))
     await client.start_server()
     return client
@@ -154,8 +158,8 @@ async def test_kpi_json_matches_the_fixture(client: TestClient[object, object]) 
     r = await client.get(f"/api/kpi?ward={WARD}&from={DAY}&to={DAY}")
     body = await r.json()
     total = body["total"]
-    assert (total["issued"], total["wait_p50"], total["wait_p90"]) == (10, 900, 3000)
-    assert total["service_level"] == {"15": 0.5, "30": 0.7}
+    assert (total["issued"], total["wait_p50"], total["wait_p90"]) == (11, 900, 3000)
+    assert total["service_level"] == {"15": 5 / 11, "30": 7 / 11}  # the waiting ticket counts as not called
     assert body["counts"]["feedback"]["count"] == 2
     bad = await client.get("/api/kpi?ward=26737")
     assert bad.status == 403 and (await bad.json())["code"] == "forbidden"
@@ -164,10 +168,13 @@ async def test_kpi_json_matches_the_fixture(client: TestClient[object, object]) 
     assert [w["key"] for w in mine["by_ward"]] == [WARD]
 
 
-async def test_public_page_aggregates_only(client: TestClient[object, object], db_target: None = None) -> None:
+async def test_public_page_aggregates_only(client: TestClient[object, object]) -> None:
     r = await client.get(f"/public/{WARD}")
     page = await r.text()
     assert r.status == 200 and "công khai chất lượng phục vụ" in page
+    assert "<td>khai-sinh</td><td>1</td>" in page  # waiting now: the one ticket not called yet
+    assert "19,2 phút" in page  # the month's average wait: 10380 s over the 9 tickets called
+    assert "45,5 %" in page and "63,6 %" in page and "75,0 %" in page  # 5/11, 7/11 called in time; ratings
     assert PRIVATE not in page and "0912345678" not in page and "A001" not in page
     assert (await client.get("/public/99999")).status == 404
     assert (await client.get("/public/abc")).status == 400

@@ -11,6 +11,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from central.db import Db
 from central.errors import CentralError, Forbidden
 from central.schema import ensure_schema
 from central.sessions import Limits, Logins, Session
-from central.summarizer import Summarizer
+from central.summarizer import LOCAL, Summarizer
 from central.web import html
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class WebSettings:
     service_level_minutes: tuple[int, ...] = (15, 30)
     summarise_every: float = 2.0
     limits: Limits = field(default_factory=Limits)
+    today: Callable[[], date] = field(default=lambda: datetime.now(LOCAL).date())  # the local day; tests fix it
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from html import escape
 from typing import Any
 
@@ -14,7 +14,6 @@ from central.errors import BadInput, Forbidden, NotFound
 from central.kpi import busiest_hours, completeness, daily_counts, ratings, ticket_kpis
 from central.report import known_wards, monthly_rows, write_csv
 from central.sessions import csrf_ok
-from central.summarizer import LOCAL
 from central.users import WARD, User
 from central.web import html
 from central.web.app import LOGIN_COOKIE, SESSION_COOKIE, central_of, new_login_token, require, see_other, set_cookie
@@ -24,8 +23,8 @@ MAX_DAYS = 366
 EVENT_ROWS = 200
 
 
-def today() -> date:
-    return datetime.now(LOCAL).date()
+def today(request: web.Request) -> date:
+    return central_of(request).settings.today()
 
 
 def day_param(request: web.Request, name: str, default: date) -> str:
@@ -145,8 +144,8 @@ async def kpi(request: web.Request) -> web.Response:
     session = await require(request)
     user = session.user
     ward = await ward_param(request, user)
-    first = today().replace(day=1)
-    start, end = day_param(request, "from", first), day_param(request, "to", today())
+    first = today(request).replace(day=1)
+    start, end = day_param(request, "from", first), day_param(request, "to", today(request))
     if start > end or (date.fromisoformat(end) - date.fromisoformat(start)) > timedelta(days=MAX_DAYS):
         raise BadInput(f"Khoảng ngày phải từ 1 đến {MAX_DAYS} ngày, ngày đầu trước ngày cuối.")
     scope = user.scope()
@@ -200,7 +199,7 @@ async def kpi(request: web.Request) -> web.Response:
 async def kpi_api(request: web.Request) -> web.Response:
     session = await require(request)
     ward = await ward_param(request, session.user)
-    start, end = day_param(request, "from", today().replace(day=1)), day_param(request, "to", today())
+    start, end = day_param(request, "from", today(request).replace(day=1)), day_param(request, "to", today(request))
     if start > end or (date.fromisoformat(end) - date.fromisoformat(start)) > timedelta(days=MAX_DAYS):
         raise BadInput(f"Khoảng ngày phải từ 1 đến {MAX_DAYS} ngày.")
     d = await asyncio.to_thread(kpi_data, request, [ward] if ward else session.user.scope(), start, end)
@@ -219,7 +218,7 @@ async def reports(request: web.Request) -> web.Response:
     visible = [w for w in await asyncio.to_thread(known_wards, central_of(request).db) if session.user.sees(w)]
     city = '<option value="">Toàn thành phố</option>' if session.user.scope() is None else ""
     options = city + "".join(f'<option value="{w}">{w}</option>' for w in visible)
-    month = today().strftime("%Y-%m")
+    month = today(request).strftime("%Y-%m")
     body = ('<h1>Báo cáo tháng</h1><p class="note">Theo từng dịch vụ: số phiếu cấp, đã phục vụ, vắng mặt, bỏ về, '
             'thời gian chờ, tỷ lệ được gọi đúng hạn, thời gian xử lý, mức hài lòng.</p>'
             f'<form class="filters" method="get" action="/reports/download"><label>Phường/xã<select name="ward">'
@@ -282,7 +281,7 @@ async def fleet(request: web.Request) -> web.Response:
 def public_data(request: web.Request, ward: str) -> dict[str, Any]:
     db = central_of(request).db
     levels = central_of(request).settings.service_level_minutes
-    now = today()
+    now = today(request)
     waiting = db.query("SELECT service, COUNT(*) FROM central_tickets WHERE ward = ? AND day = ? "
                        "AND outcome IS NULL AND waited_seconds IS NULL GROUP BY service ORDER BY service",
                        (ward, now.isoformat()))
