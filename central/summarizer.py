@@ -67,7 +67,9 @@ class Summarizer:
         return len(events)
 
     def _apply(self, cur: Cursor, ward: str, kiosk: str, events: list[tuple[Any, ...]]) -> None:
-        issued: list[tuple[Any, ...]] = []
+        # Tickets issued in this chunk are folded here and inserted whole (one statement a ticket);
+        # only tickets issued in an earlier chunk need the UPDATEs below.
+        fresh: dict[str, list[Any]] = {}  # ticket → [day, hour, service, counter, waited, service_s, outcome]
         called: list[tuple[Any, ...]] = []
         ended: list[tuple[Any, ...]] = []
         daily: dict[tuple[str, str, str, int], list[int]] = {}
@@ -76,6 +78,13 @@ class Summarizer:
             slot = daily.setdefault((day, metric, service, counter), [0, 0])
             slot[0] += 1
             slot[1] += total
+
+        def end(ticket: str, outcome: str, seconds: int | None) -> None:
+            row = fresh.get(ticket)
+            if row is None:
+                ended.append((outcome, seconds, ward, kiosk, ticket))
+            else:
+                row[5], row[6] = seconds, outcome
 
         for type_, at, raw in events:
             if not (type_.startswith(("ticket.", "rating.", "feedback.", "call."))):
@@ -91,16 +100,21 @@ class Summarizer:
             ticket = _str(data.get("ticket"))
             day = when.date().isoformat()
             if type_ == c.TICKET_ISSUED and ticket:
-                issued.append((ward, kiosk, ticket, _str(data.get("day")) or day, when.hour,
-                               _str(data.get("service"))))
+                fresh.setdefault(ticket, [_str(data.get("day")) or day, when.hour, _str(data.get("service")),
+                                          None, None, None, None])
             elif type_ == c.TICKET_CALLED and ticket:
-                called.append((_int(data.get("counter")), _int(data.get("waited_seconds")), ward, kiosk, ticket))
+                counter, waited = _int(data.get("counter")), _int(data.get("waited_seconds"))
+                row = fresh.get(ticket)
+                if row is None:
+                    called.append((counter, waited, ward, kiosk, ticket))
+                elif row[4] is None:
+                    row[3], row[4] = counter, waited
             elif type_ == c.TICKET_DONE and ticket:
-                ended.append(("served", _int(data.get("service_seconds")), ward, kiosk, ticket))
+                end(ticket, "served", _int(data.get("service_seconds")))
             elif type_ == c.TICKET_NO_SHOW and ticket:
-                ended.append(("no_show", None, ward, kiosk, ticket))
+                end(ticket, "no_show", None)
             elif type_ == c.TICKET_CANCELLED and ticket:
-                ended.append(("cancelled", None, ward, kiosk, ticket))
+                end(ticket, "cancelled", None)
             elif type_ == c.RATING_SUBMITTED:
                 scale, score = _int(data.get("scale")), _int(data.get("score"))
                 if scale in (3, 4, 5) and score is not None and 1 <= score <= scale:
@@ -113,9 +127,10 @@ class Summarizer:
                 count(day, "call.answered", _str(data.get("service")), 0, _int(data.get("ring_seconds")) or 0)
             elif type_ == c.CALL_MISSED:
                 count(day, "call.missed", _str(data.get("service")), 0, 0)
-        # Issued, then calls, then outcomes: a ticket's events keep their order inside one kiosk's log.
-        cur.many("INSERT INTO central_tickets (ward, kiosk, ticket, day, hour, service) VALUES (?, ?, ?, ?, ?, ?) "
-                 "ON CONFLICT (ward, kiosk, ticket) DO NOTHING", issued)
+        # Then calls, then outcomes of older tickets: a ticket's events keep their order in one kiosk's log.
+        cur.many("INSERT INTO central_tickets (ward, kiosk, ticket, day, hour, service, counter, waited_seconds, "
+                 "service_seconds, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (ward, kiosk, ticket) DO NOTHING", [(ward, kiosk, t, *row) for t, row in fresh.items()])
         # The first call is the wait the resident lived; a recall or a transfer's second call does not reset it.
         cur.many("UPDATE central_tickets SET counter = ?, waited_seconds = ? WHERE ward = ? AND kiosk = ? "
                  "AND ticket = ? AND waited_seconds IS NULL", called)
