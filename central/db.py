@@ -64,13 +64,17 @@ class Db:
         return text.replace("%", "%%").replace("?", "%s") if self.postgres else text
 
     @contextmanager
-    def transaction(self) -> Iterator[_Cursor]:
-        """A cursor inside one transaction: committed on success, rolled back on any error."""
+    def transaction(self, write: bool = True) -> Iterator[_Cursor]:
+        """A cursor inside one transaction: committed on success, rolled back on any error.
+
+        SQLite: a writing transaction takes the write lock at once (IMMEDIATE) so it never fails half
+        way on a lock upgrade; a reading one is DEFERRED and does not hold up the ingest's writes (WAL).
+        """
         with self._lock:
             cur = self.conn.cursor()
             try:
                 if not self.postgres:
-                    cur.execute("BEGIN IMMEDIATE")
+                    cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield _Cursor(self, cur)
                 self.conn.commit()
             except BaseException as exc:
@@ -82,7 +86,7 @@ class Db:
                 cur.close()
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self.transaction() as cur:
+        with self.transaction(write=False) as cur:
             rows: list[Row] = cur.all(text, params)
         return rows
 

@@ -109,3 +109,21 @@ def test_empty_database_has_no_figures(db: Db) -> None:
     assert ticket_kpis(db, [WARD], DAY, DAY) == []
     assert ratings(db, None, DAY, DAY).normalised is None
     assert completeness(db, None).sentence() == "Chưa có ki-ốt nào gửi sự kiện."
+
+
+def test_sqlite_reads_do_not_wait_for_the_ingest_write_lock(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = open_db(str(tmp_path / "central.db"))
+    writer = sqlite3.connect(tmp_path / "central.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the ingest in the middle of a batch
+        writer.execute("INSERT INTO central_acks (ward, kiosk, seq) VALUES ('26734', 'k', 1)")
+        db.conn.execute("PRAGMA busy_timeout = 200")  # a blocked read fails fast instead of waiting 30 s
+        assert ticket_kpis(db, None, DAY, DAY) == []  # reads the last committed state
+        assert completeness(db, None).kiosks == 0
+        writer.execute("COMMIT")
+        assert completeness(db, None).kiosks == 1
+    finally:
+        writer.close()
+        db.close()

@@ -304,7 +304,7 @@ async def public(request: web.Request) -> web.Response:
                      *[html.card(html.percent(m.rate(m.within.get(x, 0)) if m else None),
                                  f"Được gọi trong {x} phút") for x in d["levels"]],
                      html.card(html.percent(r.normalised), f"Mức hài lòng ({r.count} lượt đánh giá)")])
-    waiting = html.table(["Dịch vụ", "Đang chờ"], d["waiting"] or [["—", 0]], "waiting")
+    waiting = html.table(["Dịch vụ", "Đang chờ"], d["waiting"] or [["Không có ai đang chờ", 0]], "waiting")
     body = (f"<h1>Bộ phận một cửa phường/xã {ward}: công khai chất lượng phục vụ</h1>"
             f"<h2>Đang chờ</h2>{waiting}<h2>Tháng này</h2><div class=\"cards\">{cards}</div>"
             '<p class="note">Số liệu tổng hợp từ các ki-ốt; không có thông tin cá nhân.</p>')
