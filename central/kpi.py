@@ -72,14 +72,23 @@ def ticket_kpis(db: Db, wards: Sequence[str] | None, start: str, end: str, by: G
     group = GROUP_COLUMNS[by]
     where, params = _scope(wards, start, end)
     within = ", ".join(f"SUM(CASE WHEN waited_seconds <= {int(m) * 60} THEN 1 ELSE 0 END)" for m in thresholds)
+    # PostgreSQL: percentile_disc is the same nearest-rank figure, computed in the same scan (one sort
+    # per column); SQLite has no ordered-set aggregates, so window functions rank the values there.
+    pct = "".join(f", percentile_disc({p}) WITHIN GROUP (ORDER BY {col})"
+                  for col in ("waited_seconds", "service_seconds") for p in ("0.5", "0.9")) if db.postgres else ""
     rows = db.query(
         f"SELECT {group} AS g, COUNT(*), SUM(CASE WHEN outcome = 'served' THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN outcome = 'no_show' THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN outcome = 'cancelled' THEN 1 ELSE 0 END), "
-        f"COUNT(waited_seconds), AVG(waited_seconds), {within} FROM central_tickets WHERE {where} "
+        f"COUNT(waited_seconds), AVG(waited_seconds), {within}{pct} FROM central_tickets WHERE {where} "
         "GROUP BY 1 ORDER BY 1", params)
-    waits = _percentiles(db, "waited_seconds", group, where, params)
-    services = _percentiles(db, "service_seconds", group, where, params)
+    if db.postgres:
+        waits = {r[0]: (r[-4], r[-3]) for r in rows}
+        services = {r[0]: (r[-2], r[-1]) for r in rows}
+        rows = [r[:-4] for r in rows]
+    else:
+        waits = _percentiles(db, "waited_seconds", group, where, params)
+        services = _percentiles(db, "service_seconds", group, where, params)
     result = []
     for g, issued, served, no_show, cancelled, called, avg, *inside in rows:
         k = Kpi(key=g, issued=int(issued), served=int(served or 0), no_show=int(no_show or 0),
