@@ -33,7 +33,7 @@ $(STAMP_PY): pyproject.toml | $(STAMP_APT)
 	@touch $@
 
 lint: deps
-	$(BIN)/ruff check agent devices tests bench
+	$(BIN)/ruff check agent devices central tests bench
 	$(BIN)/mypy
 
 unit: deps

@@ -2,13 +2,17 @@
 
 Starts `mosquitto` on 127.0.0.1:1883 when nothing listens there (a machine with the Debian service
 already has one), a `kiosk central ingest` process storing into var/demo/central.db (so the demo
-shows events acknowledged end to end), then the agent with `config/kiosk.demo.toml`.
+shows events acknowledged end to end), `kiosk central serve` on that database (port 8090, or
+KIOSK_DEMO_CENTRAL_PORT) with a demo admin whose generated password is printed, then the agent with
+`config/kiosk.demo.toml`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -47,6 +51,23 @@ def ensure_broker(settings: Settings) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen([exe, "-c", str(conf)])
 
 
+def central_web(settings: Settings, central_db: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    """Central's web on the demo's central database, with user `admin` and a fresh password."""
+    port = os.environ.get("KIOSK_DEMO_CENTRAL_PORT", "8090")
+    password = secrets.token_urlsafe(12)
+    secret = settings.data_dir() / "central-admin.password"
+    secret.touch(mode=0o600)
+    secret.write_text(password, encoding="utf-8")
+    kiosk = [sys.executable, "-m", "agent.cli.main", "central"]
+    added = subprocess.run([*kiosk, "user", "add", "admin", "--db", central_db, "--role", "admin",
+                            "--password-file", str(secret)], capture_output=True, check=False)
+    if added.returncode != 0:  # a previous demo's admin: give it this run's password
+        subprocess.run([*kiosk, "user", "passwd", "admin", "--db", central_db, "--password-file", str(secret)],
+                       capture_output=True, check=False)
+    serve = subprocess.Popen([*kiosk, "serve", "--db", central_db, "--port", port])
+    return serve, f"http://127.0.0.1:{port}", password
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -56,6 +77,7 @@ def main() -> None:
     central_db = settings.data_dir() / "central.db"
     ingest = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "central", "ingest", "--broker",
                                settings.mqtt.url, "--db", str(central_db)])
+    serve, central_url, password = central_web(settings, str(central_db))
     web = f"http://{settings.web.host}:{settings.web.port}"
     print(f"""
 ward-kiosk demo ({settings.device.kiosk}, ward {settings.device.ward}); data in {settings.data_dir()}
@@ -64,12 +86,14 @@ ward-kiosk demo ({settings.device.kiosk}, ward {settings.device.ward}); data in 
   officer console {web}/officer     (broker {settings.call.officer_broker_url}, any user name)
   the demo camera shows a sample ID card, an appointment and a dossier receipt in turn
   paper tickets   {settings.printer.device if settings.printer.enabled else "off"} (each ticket as a PNG)
+  central web     {central_url}/kpi  (user admin, password {password})
+  public page     {central_url}/public/{settings.device.ward}
   try: .venv/bin/kiosk -c config/kiosk.demo.toml queue show   ·   kiosk fleet status --broker {settings.mqtt.url}
 """, flush=True)
     try:
         asyncio.run(run_agent(settings))
     finally:
-        for proc in (ingest, broker):
+        for proc in (serve, ingest, broker):
             if proc is not None:
                 proc.terminate()
                 try:

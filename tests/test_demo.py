@@ -30,13 +30,13 @@ def first_file(folder: Path, pattern: str, timeout: float) -> Path | None:
 
 
 async def test_demo_comes_up_syncs_and_stops(tmp_path: Path) -> None:
-    web, mqtt_port, ws = free_port(), free_port(), free_port()
+    web, mqtt_port, ws, central_web = free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
     env.update({"PYTHONPATH": str(ROOT), "KIOSK_STORAGE__DATA_DIR": str(tmp_path / "demo"),
                 "KIOSK_WEB__PORT": str(web), "KIOSK_MQTT__URL": f"mqtt://127.0.0.1:{mqtt_port}",
                 "KIOSK_CALL__OFFICER_BROKER_URL": f"ws://127.0.0.1:{ws}",
                 "KIOSK_VOICE__SINK": f"wav:{tmp_path / 'callouts'}", "KIOSK_CALL__SPEAKER": "null",
-                "KIOSK_CALL__HOST_ADDRESSES": '["127.0.0.1"]',
+                "KIOSK_CALL__HOST_ADDRESSES": '["127.0.0.1"]', "KIOSK_DEMO_CENTRAL_PORT": str(central_web),
                 "KIOSK_PRINTER__DEVICE": f"file:{tmp_path / 'tickets'}"})
     demo = subprocess.Popen([sys.executable, "-m", "agent.demo"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -61,14 +61,20 @@ async def test_demo_comes_up_syncs_and_stops(tmp_path: Path) -> None:
         assert await asyncio.to_thread(first_file, tmp_path / "tickets", "*.png", 10.0)
         central = tmp_path / "demo" / "central.db"
         assert central.exists()
+        # Central's web serves the demo ward's public page (its kiosk has been acknowledged).
+        await asyncio.to_thread(wait_port, central_web, 10)
+        with urllib.request.urlopen(f"http://127.0.0.1:{central_web}/public/26740", timeout=5) as resp:
+            assert "công khai chất lượng phục vụ" in resp.read().decode()
+        password = (tmp_path / "demo" / "central-admin.password").read_text(encoding="utf-8")
         demo.send_signal(signal.SIGTERM)
         out, err = await asyncio.to_thread(demo.communicate, timeout=30)
         assert demo.returncode == 0, err
         assert "Traceback" not in err and f"127.0.0.1:{web}" in out
+        assert f"user admin, password {password}" in out
         stop.set()
         await runner
         # Everything the demo started is gone with it.
-        for port in (web, mqtt_port, ws):
+        for port in (web, mqtt_port, ws, central_web):
             with socket.socket() as s:
                 assert s.connect_ex(("127.0.0.1", port)) != 0
     finally:

@@ -26,6 +26,7 @@ from agent.cli import (
 )
 from agent.cli.state import STATE
 from agent.errors import KioskError
+from central import cli as central_cli
 
 app = typer.Typer(name="kiosk", help="ward-kiosk: hàng đợi, check-in QR, gọi số, đồng bộ MQTT.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -52,6 +53,7 @@ ops_cmds.register(app)
 run_cmd.register(app)
 central_cmds.register(app)
 fleet_cmds.register(app)
+central_cli.register(app)  # central web's serve, user and report, in the `central` group
 
 
 def main() -> None:
