@@ -176,7 +176,9 @@ class CheckinSettings(Section):
     identity_ttl_seconds: float = Field(120, gt=0, description="An ID card scan applies to a ticket taken this soon.")
     retention_days: float = Field(30, gt=0, description="Check-in records are deleted after this many days.")
     store_masked_name: bool = Field(False, description="Keep the masked name (N. V. An) in check-in records.")
-    key_file: Path = Field(Path("privacy.key"), description="Per-device hashing key (relative to the data dir).")
+    key_file: Path = Field(Path("privacy.key"), description=(
+        "Per-device ID-card hashing key, 32+ bytes; relative to $CREDENTIALS_DIRECTORY (else credentials/ beside "
+        "the config file). Never inside the data dir."))
     scan_rate: float = Field(4, gt=0, le=30, description="Frames per second the scanner decodes.")
     debounce_seconds: float = Field(5, gt=0, le=600, description="A code seen again within this is the same scan.")
     decode_budget_ms: float = Field(60, gt=0, le=1000, description="Per-frame time budget of the decoder.")

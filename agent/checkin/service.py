@@ -2,7 +2,8 @@
 
 Every decision (accepted or rejected) is one event and one minimised row in `checkins`. The raw
 payload is never logged, stored, put in an event or published: an ID card is reduced to a keyed
-hash and its last 4 digits before anything is written.
+hash (kept on the device only, never in an event) before anything is written; its last 4 digits
+are shown on the screen from memory and never written.
 """
 
 from __future__ import annotations
@@ -144,11 +145,13 @@ class CheckinService:
         del card  # nothing below may touch the raw fields
         visits = int(self.core.db.conn.execute(
             "SELECT COUNT(*) FROM checkins WHERE resident_ref=? AND decision='accepted'", (ref,)).fetchone()[0])
-        data = {"kind": kind, "code": "identified", "resident_ref": ref, "repeat": visits > 0,
+        # The event (synced to central, shown on the live stream) carries no hash and no digits: central
+        # cannot link visits, and a LAN client cannot collect pseudonyms. Repeat-visit knowledge stays here.
+        data = {"kind": kind, "code": "identified", "repeat": visits > 0,
                 "suggested_priority": suggestion,
                 "message": "Xin chào! Mời ông/bà chọn dịch vụ trên màn hình."}
         with self.core.db.write() as conn:
-            self._record(conn, kind, "accepted", "identified", resident_ref=ref, id_last4=last4,
+            self._record(conn, kind, "accepted", "identified", resident_ref=ref,
                          masked_name=masked_name if self.settings.store_masked_name else None)
             event = events.append(conn, "checkin.accepted", data, now)
         self._identity = Identity(ref, privacy.mask_id("0" * 8 + last4), suggestion,

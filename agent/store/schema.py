@@ -185,4 +185,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX tickets_active ON tickets (counter) WHERE state IN ('called', 'serving');
     CREATE INDEX tickets_done ON tickets (service, finished_at) WHERE state = 'done'
     """,
+    # ID cards (h-privacy, issue #10 item 11): the last 4 digits next to the keyed hash made the ID
+    # recoverable; they are no longer written, and those already written are erased.
+    """
+    UPDATE checkins SET id_last4 = NULL WHERE id_last4 IS NOT NULL
+    """,
 ]

@@ -1,0 +1,106 @@
+"""Issue #10 item 11: the ID-card pseudonym cannot be reversed from what the kiosk keeps or sends.
+
+The key is refused when weak, created 0600 and fsynced outside the data folder; the last 4 digits
+are never written; the keyed hash never goes into an event (so not to central, not on the live stream).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from agent.checkin import privacy
+from agent.checkin.runtime import make_checkin, privacy_key_path
+from agent.checkin.service import CheckinService
+from agent.clock import FakeClock
+from agent.core import Core
+from agent.errors import StorageError
+from agent.settings import CheckinSettings, load_settings
+from agent.store import events
+from tests import checkin_samples as S
+from tests.conftest import CATALOGUE
+
+
+@pytest.fixture
+def core(tmp_path: Path, clock: FakeClock) -> Core:
+    settings = load_settings(storage={"data_dir": tmp_path / "data"}, queue={"catalogue": CATALOGUE})
+    c = Core.open(settings, clock)
+    yield c  # type: ignore[misc]
+    c.close()
+
+
+@pytest.mark.parametrize("content", [b"", b"short", b"x" * (privacy.KEY_BYTES - 1)])
+def test_weak_key_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "keys" / "privacy.key"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(StorageError, match="too short"):
+        privacy.load_or_create_key(path)
+    assert path.read_bytes() == content  # nothing replaced behind the operator's back
+
+
+def test_key_created_0600_and_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    path = tmp_path / "keys" / "privacy.key"
+    key = privacy.load_or_create_key(path)
+    assert len(key) == privacy.KEY_BYTES and path.read_bytes() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(synced) >= 2  # the file and its directory entry
+    assert privacy.load_or_create_key(path) == key
+
+
+def test_default_key_is_outside_the_data_dir(core: Core, clock: FakeClock, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    path = privacy_key_path(core.settings)
+    data = core.settings.data_dir()
+    assert path.is_absolute() and data not in path.parents
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert privacy_key_path(core.settings) == creds / "privacy.key"
+    make_checkin(core, clock)
+    assert (creds / "privacy.key").exists() and not (data / "privacy.key").exists()
+
+
+def test_key_inside_data_dir_is_refused(core: Core, clock: FakeClock) -> None:
+    core.settings.checkin.key_file = core.settings.data_dir() / "privacy.key"
+    with pytest.raises(StorageError, match="outside the data folder"):
+        make_checkin(core, clock)
+
+
+def test_no_last4_and_no_hash_in_db_or_events(core: Core, clock: FakeClock, tmp_path: Path) -> None:
+    key = privacy.load_or_create_key(tmp_path / "keys" / "privacy.key")
+    checkin = CheckinService(core, CheckinSettings(store_masked_name=True), key, clock)  # type: ignore[call-arg]
+    first = checkin.handle(S.CARD)
+    assert first.accepted and first.display["id_masked"].endswith(S.CARD_ID[-4:])  # on screen, from memory
+    assert checkin.handle(S.CARD).display["repeat"] is True  # repeat visits still recognised
+    ref = privacy.resident_ref(key, S.CARD_ID)
+    rows = core.db.conn.execute("SELECT * FROM checkins").fetchall()
+    assert rows and all(S.CARD_ID[-4:] not in "|".join(map(str, r)) for r in rows)
+    for e in events.since(core.db.conn, 0):
+        blob = repr(e.data)
+        assert ref not in blob and ref[:16] not in blob and S.CARD_ID[-4:] not in blob
+        assert "resident_ref" not in e.data
+
+
+def test_old_last4_are_erased_by_migration(core: Core) -> None:
+    from agent.store.schema import MIGRATIONS
+    with core.db.write() as conn:
+        conn.execute("INSERT INTO checkins(id, at, kind, decision, code, id_last4, expires_at) "
+                     "VALUES ('x', '2026-01-01T00:00:00Z', 'id_card', 'accepted', 'identified', '2345', '2027')")
+    erase = [m for m in MIGRATIONS if "id_last4 = NULL" in m]
+    assert len(erase) == 1
+    with core.db.write() as conn:
+        conn.execute(erase[0])
+    assert core.db.conn.execute("SELECT id_last4 FROM checkins").fetchone()[0] is None
