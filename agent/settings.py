@@ -175,6 +175,9 @@ class CheckinSettings(Section):
     elderly_priority: str = Field("cao-tuoi", description="The priority class suggested for elderly residents.")
     identity_ttl_seconds: float = Field(120, gt=0, description="An ID card scan applies to a ticket taken this soon.")
     retention_days: float = Field(30, gt=0, description="Check-in records are deleted after this many days.")
+    personal_retention_days: float = Field(
+        30, gt=0, description="A ticket's link to an ID card and a feedback phone are erased after this many days."
+    )
     store_masked_name: bool = Field(False, description="Keep the masked name (N. V. An) in check-in records.")
     key_file: Path = Field(Path("privacy.key"), description=(
         "Per-device ID-card hashing key, 32+ bytes; relative to $CREDENTIALS_DIRECTORY (else credentials/ beside "

@@ -104,3 +104,32 @@ def test_old_last4_are_erased_by_migration(core: Core) -> None:
     with core.db.write() as conn:
         conn.execute(erase[0])
     assert core.db.conn.execute("SELECT id_last4 FROM checkins").fetchone()[0] is None
+
+
+def test_resident_link_and_phone_expire(core: Core, clock: FakeClock, tmp_path: Path) -> None:
+    """Issue #10 item 12: `tickets.resident` and `feedback.phone` are nulled after the retention."""
+    from agent.web.feedback import FeedbackDesk
+
+    key = privacy.load_or_create_key(tmp_path / "keys" / "privacy.key")
+    settings = CheckinSettings(personal_retention_days=10)  # type: ignore[call-arg]
+    checkin = CheckinService(core, settings, key, clock)
+    ref = privacy.resident_ref(key, S.CARD_ID)
+    old = core.queue.take("khai-sinh", resident=ref).ticket
+    desk = FeedbackDesk(core.queue, 5, clock)
+    fb_old = desk.submit("phan-anh", "Ghế chờ bị hỏng.", "0912345678", None)["id"]
+    clock.advance(days=7)  # next Monday: the office is open
+    new = core.queue.take("khai-sinh", resident=ref).ticket
+    fb_new = desk.submit("phan-anh", "Thiếu nước uống.", "0987654321", None)["id"]
+    clock.advance(days=3, seconds=1)
+    checkin.prune()
+
+    def resident(tid: str) -> object:
+        return core.db.conn.execute("SELECT resident FROM tickets WHERE id=?", (tid,)).fetchone()[0]
+
+    def phone(fid: str) -> object:
+        return core.db.conn.execute("SELECT phone FROM feedback WHERE id=?", (fid,)).fetchone()[0]
+
+    assert resident(old.id) is None and phone(fb_old) is None  # past 10 days: gone
+    assert resident(new.id) == ref and phone(fb_new) is not None  # within: kept
+    # The rest of the rows is kept: only the personal column is nulled.
+    assert core.db.conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 2

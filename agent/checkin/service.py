@@ -257,7 +257,13 @@ class CheckinService:
              row["masked_name"], row["booking"], row["dossier"], rfc3339(expires)))
 
     def prune(self) -> int:
-        """Delete check-in records past their retention."""
+        """Delete check-in records past their retention; erase the personal columns of older tickets
+        (their link to an ID card's hash) and feedback (the phone number), keeping the rest for reports."""
+        now = self.clock()
+        cutoff = rfc3339(now - timedelta(days=self.settings.personal_retention_days))
         with self.core.db.write() as conn:
-            return conn.execute("DELETE FROM checkins WHERE expires_at < ?", (rfc3339(self.clock()),)).rowcount
+            pruned = conn.execute("DELETE FROM checkins WHERE expires_at < ?", (rfc3339(now),)).rowcount
+            conn.execute("UPDATE tickets SET resident = NULL WHERE resident IS NOT NULL AND arrived_at < ?", (cutoff,))
+            conn.execute("UPDATE feedback SET phone = NULL WHERE phone IS NOT NULL AND at < ?", (cutoff,))
+        return int(pruned)
 
