@@ -171,6 +171,14 @@ class CheckinSettings(Section):
         r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}-\d{6}-\d{4}$", description="Regular expression of a dossier code."
     )
     dossier_service: str = Field("tra-ket-qua", description="Service a dossier receipt takes a ticket for.")
+    dossier_delimiter: str = Field("|", max_length=4, description="Field separator of a dossier receipt QR.")
+    dossier_field: int | None = Field(
+        None, ge=0, le=50, description="0-based field holding the dossier code; unset: any matching field."
+    )
+    dossier_keys: list[str] = Field(
+        default_factory=lambda: ["maHoSo", "MaHoSo", "mahoso", "ma_ho_so", "soHoSo", "dossier", "code"],
+        description="Keys of the dossier code in key=value, JSON or URL-query receipt QR payloads.",
+    )
     elderly_age: int = Field(60, ge=0, le=120, description="An ID card of this age or older suggests priority.")
     elderly_priority: str = Field("cao-tuoi", description="The priority class suggested for elderly residents.")
     identity_ttl_seconds: float = Field(120, gt=0, description="An ID card scan applies to a ticket taken this soon.")

@@ -65,6 +65,7 @@ class CheckinService:
         self.tz = ZoneInfo(core.settings.queue.timezone)
         self.keys = {kid: appointment.load_public_key(text) for kid, text in settings.appointment_keys.items()}
         self.dossier_re = re.compile(settings.dossier_pattern)
+        self.dossier_fmt = codes.DossierFormat.from_settings(settings)
         self._identity: Identity | None = None
 
     # Identity hand-off to the ticket screen ---------------------------------------------------------
@@ -91,7 +92,7 @@ class CheckinService:
             ticket_id = codes.parse_ticket(text)
             if ticket_id is not None:
                 return self._ticket(ticket_id)
-            dossier = codes.parse_dossier(text, self.dossier_re)
+            dossier = codes.parse_dossier(text, self.dossier_re, self.dossier_fmt)
             if dossier is not None:
                 return self._dossier(dossier)
             return self._reject("unknown", "unrecognised",
