@@ -181,7 +181,7 @@ class CheckinSettings(Section):
     )
     elderly_age: int = Field(60, ge=0, le=120, description="An ID card of this age or older suggests priority.")
     elderly_priority: str = Field("cao-tuoi", description="The priority class suggested for elderly residents.")
-    identity_ttl_seconds: float = Field(120, gt=0, description="An ID card scan applies to a ticket taken this soon.")
+    identity_ttl_seconds: float = Field(120, gt=0, description="An ID-card screen session lasts at most this.")
     retention_days: float = Field(30, gt=0, description="Check-in records are deleted after this many days.")
     personal_retention_days: float = Field(
         30, gt=0, description="A ticket's link to an ID card and a feedback phone are erased after this many days."

@@ -8,8 +8,11 @@ are shown on the screen from memory and never written.
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import logging
 import re
+import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,12 +51,25 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A resident identified by ID card, waiting to choose a service on the screen."""
+    """A resident identified by ID card: a session on the kiosk screen until a ticket, the "Không phải
+    tôi" button, the screen's idle reset, the next card or `identity_ttl_seconds` ends it.
+
+    `session` is handed to the first (kiosk) screen that claims it, never put on the live stream;
+    only a ticket POST carrying it is linked. `id_masked` (last 4 digits) lives here in memory only."""
 
     resident_ref: str
     id_masked: str
+    name_masked: str
     suggested_priority: str | None
+    repeat: bool
     expires: datetime
+    session: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    claimed: bool = False
+
+    def public(self) -> dict[str, Any]:
+        """What the greeting shows: masked, nothing that identifies the resident to an onlooker."""
+        return {"session": self.session, "name_masked": self.name_masked, "id_masked": self.id_masked,
+                "suggested_priority": self.suggested_priority, "repeat": self.repeat}
 
 
 class CheckinService:
@@ -74,10 +90,32 @@ class CheckinService:
             self._identity = None
         return self._identity
 
-    def consume_identity(self) -> Identity | None:
+    def claim_identity(self) -> Identity | None:
+        """The kiosk screen takes the new session once; a second claimer gets nothing."""
         identity = self.pending_identity()
+        if identity is None or identity.claimed:
+            return None
+        self._identity = dataclasses.replace(identity, claimed=True)
+        return self._identity
+
+    def _matches(self, session: str | None) -> Identity | None:
+        identity = self.pending_identity()
+        if identity is None or not session or not hmac.compare_digest(identity.session.encode(), session.encode()):
+            return None
+        return identity
+
+    def consume_identity(self, session: str | None) -> Identity | None:
+        """A ticket is being taken: it ends the session, and is linked only if it carries that session."""
+        identity = self._matches(session)
         self._identity = None
         return identity
+
+    def end_identity(self, session: str) -> bool:
+        """'Không phải tôi' or the screen's idle reset: drop the session so nothing gets linked."""
+        if self._matches(session) is None:
+            return False
+        self._identity = None
+        return True
 
     # Decisions -----------------------------------------------------------------------------------
     def handle(self, text: str) -> Decision:
@@ -155,7 +193,8 @@ class CheckinService:
             self._record(conn, kind, "accepted", "identified", resident_ref=ref,
                          masked_name=masked_name if self.settings.store_masked_name else None)
             event = events.append(conn, "checkin.accepted", data, now)
-        self._identity = Identity(ref, privacy.mask_id("0" * 8 + last4), suggestion,
+        # A new card replaces any earlier session: its resident may have walked away.
+        self._identity = Identity(ref, privacy.mask_id("0" * 8 + last4), masked_name, suggestion, visits > 0,
                                   now + timedelta(seconds=self.settings.identity_ttl_seconds))
         return Decision(kind, True, "identified", str(data["message"]), None,
                         {"id_masked": self._identity.id_masked, "name_masked": masked_name,
