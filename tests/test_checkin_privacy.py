@@ -133,3 +133,29 @@ def test_resident_link_and_phone_expire(core: Core, clock: FakeClock, tmp_path: 
     assert resident(new.id) == ref and phone(fb_new) is not None  # within: kept
     # The rest of the rows is kept: only the personal column is nulled.
     assert core.db.conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 2
+
+
+def test_live_stream_gets_only_what_screens_show(core: Core, clock: FakeClock, tmp_path: Path) -> None:
+    """Issue #10 item 12: no dossier or booking code, ticket id or hash in check-in messages on the LAN."""
+    from agent.store.feed import EventFeed
+    from agent.web.live import LiveHub
+
+    key = privacy.load_or_create_key(tmp_path / "keys" / "privacy.key")
+    checkin = CheckinService(core, CheckinSettings(appointment_keys=S.PUBLIC), key, clock)  # type: ignore[call-arg]
+    assert checkin.handle(S.DOSSIER).accepted
+    assert checkin.handle(S.token(slot="09:00")).accepted
+    assert not checkin.handle(S.token(ward="99999", booking="BK-OTHER")).accepted
+    assert checkin.handle(S.CARD).accepted
+    feed = EventFeed(core.db)
+    try:
+        hub = LiveHub(core, feed, 5)
+        sent = [hub.envelope(e) for e in events.since(core.db.conn, 0)]
+    finally:
+        feed.close()
+    blob = repr(sent)
+    for secret in (S.DOSSIER, "BK-0001", "BK-OTHER", privacy.resident_ref(key, S.CARD_ID)):
+        assert secret not in blob
+    checkins = [m for m in sent if m["type"].startswith("checkin.")]
+    assert len(checkins) == 4 and all(m["data"]["message"] for m in checkins)
+    # The log itself (central's copy) keeps the codes for reports.
+    assert S.DOSSIER in repr([e.data for e in events.since(core.db.conn, 0)])

@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.checkin import screen as checkin_screen
 from agent.core import Core
 from agent.errors import KioskError
 from agent.store import events
@@ -94,6 +95,7 @@ class LiveHub:
     def envelope(self, event: Event) -> dict[str, Any]:
         settings = self.core.settings.device
         body = event.envelope(settings.ward, settings.kiosk)
+        body["data"] = checkin_screen.for_screen(event.type, event.data)  # no booking/dossier codes on the LAN
         if event.type in CALL_TYPES:
             body["announcement"] = announcement(event.type, event.data)
         return body
