@@ -159,3 +159,31 @@ def test_live_stream_gets_only_what_screens_show(core: Core, clock: FakeClock, t
     assert len(checkins) == 4 and all(m["data"]["message"] for m in checkins)
     # The log itself (central's copy) keeps the codes for reports.
     assert S.DOSSIER in repr([e.data for e in events.since(core.db.conn, 0)])
+
+
+def test_provision_creates_the_key_as_a_credential(tmp_path: Path) -> None:
+    """Under systemd the credentials folder is read-only to the daemon: `kiosk provision` makes the key."""
+    from tests.conftest import ROOT
+    from tests.test_ops import provision
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "CREDENTIALS_DIRECTORY", "STATE_DIR"))}
+    env["PYTHONPATH"] = str(ROOT)
+    cfg = tmp_path / "etc"
+    proc = provision(env, cfg, "--ward", "26740", "--kiosk", "sg-01", "--broker", "mqtt://127.0.0.1:1883")
+    assert proc.returncode == 0, proc.stderr
+    key = cfg / "credentials" / "privacy.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == privacy.KEY_BYTES
+    unit = (ROOT / "systemd" / "kiosk-agent.service.in").read_text(encoding="utf-8")
+    assert "LoadCredential=privacy.key:/etc/ward-kiosk/credentials/privacy.key" in unit
+
+
+def test_old_key_in_the_data_dir_is_removed(core: Core, clock: FakeClock, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key left next to the hashes by an older version would keep them reversible: it goes."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    old = core.settings.data_dir() / "privacy.key"
+    old.write_bytes(b"o" * privacy.KEY_BYTES)
+    make_checkin(core, clock)
+    assert not old.exists() and (creds / "privacy.key").read_bytes() != b"o" * privacy.KEY_BYTES

@@ -42,7 +42,15 @@ def make_checkin(core: Core, clock: Clock = system_clock) -> CheckinService:
     if key_path == data_dir or data_dir in key_path.parents:
         raise StorageError(f"privacy key {key_path} must be outside the data folder {data_dir} "
                            "(set [checkin] key_file to a credential name or a path elsewhere)")
-    return CheckinService(core, settings, privacy.load_or_create_key(key_path), clock)
+    key = privacy.load_or_create_key(key_path)
+    legacy = data_dir / "privacy.key"  # where versions before 2026-11 kept it, next to the hashes
+    if legacy.exists():
+        try:
+            legacy.unlink()
+        except OSError as exc:
+            raise StorageError(f"cannot remove the old privacy key {legacy}: {exc.strerror}") from exc
+        logger.info("removed the old privacy key from the data folder; earlier ID-card hashes are now unlinkable")
+    return CheckinService(core, settings, key, clock)
 
 
 def device_events(core: Core, clock: Clock, device: str) -> tuple[Callable[[str, str], None], Callable[[], None]]:
