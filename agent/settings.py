@@ -191,12 +191,25 @@ class CheckinSettings(Section):
         r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}-\d{6}-\d{4}$", description="Regular expression of a dossier code."
     )
     dossier_service: str = Field("tra-ket-qua", description="Service a dossier receipt takes a ticket for.")
+    dossier_delimiter: str = Field("|", max_length=4, description="Field separator of a dossier receipt QR.")
+    dossier_field: int | None = Field(
+        None, ge=0, le=50, description="0-based field holding the dossier code; unset: any matching field."
+    )
+    dossier_keys: list[str] = Field(
+        default_factory=lambda: ["maHoSo", "MaHoSo", "mahoso", "ma_ho_so", "soHoSo", "dossier", "code"],
+        description="Keys of the dossier code in key=value, JSON or URL-query receipt QR payloads.",
+    )
     elderly_age: int = Field(60, ge=0, le=120, description="An ID card of this age or older suggests priority.")
     elderly_priority: str = Field("cao-tuoi", description="The priority class suggested for elderly residents.")
-    identity_ttl_seconds: float = Field(120, gt=0, description="An ID card scan applies to a ticket taken this soon.")
+    identity_ttl_seconds: float = Field(120, gt=0, description="An ID-card screen session lasts at most this.")
     retention_days: float = Field(30, gt=0, description="Check-in records are deleted after this many days.")
+    personal_retention_days: float = Field(
+        30, gt=0, description="A ticket's link to an ID card and a feedback phone are erased after this many days."
+    )
     store_masked_name: bool = Field(False, description="Keep the masked name (N. V. An) in check-in records.")
-    key_file: Path = Field(Path("privacy.key"), description="Per-device hashing key (relative to the data dir).")
+    key_file: Path = Field(Path("privacy.key"), description=(
+        "Per-device ID-card hashing key, 32+ bytes; relative to $CREDENTIALS_DIRECTORY (else credentials/ beside "
+        "the config file). Never inside the data dir."))
     scan_rate: float = Field(4, gt=0, le=30, description="Frames per second the scanner decodes.")
     debounce_seconds: float = Field(5, gt=0, le=600, description="A code seen again within this is the same scan.")
     decode_budget_ms: float = Field(60, gt=0, le=1000, description="Per-frame time budget of the decoder.")

@@ -1,8 +1,23 @@
-"""The two plain payloads: dossier receipts (mã hồ sơ) and our own ticket QR."""
+"""The two plain payloads: dossier receipts (mã hồ sơ) and our own ticket QR.
+
+A receipt QR (giấy tiếp nhận hồ sơ và hẹn trả kết quả, Circular 01/2023/TT-VPCP) may hold the bare
+code or several fields. We found no published layout of those fields, so the common shapes are
+read: delimited fields, key=value pairs, a JSON object, a URL with the code as a query parameter.
+Which field or keys hold the code are settings; whatever is extracted must still match the
+dossier pattern, so junk is rejected.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from agent.settings import CheckinSettings
 
 TICKET_PREFIX = "WKT1:"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -24,6 +39,63 @@ def parse_ticket(text: str) -> str | None:
     return ticket_id if _UUID.match(ticket_id) else None
 
 
-def parse_dossier(text: str, pattern: re.Pattern[str]) -> str | None:
-    text = text.strip()
-    return text if len(text) <= 64 and pattern.match(text) else None
+MAX_CODE = 64
+MAX_RECEIPT = 2048
+DEFAULT_KEYS = ("maHoSo", "MaHoSo", "mahoso", "ma_ho_so", "soHoSo", "dossier", "code")
+
+
+@dataclass(frozen=True, slots=True)
+class DossierFormat:
+    """Where a multi-field receipt keeps its code (settings `checkin.dossier_*`)."""
+
+    delimiter: str = "|"
+    field: int | None = None  # 0-based position among delimited fields; None: any field that matches
+    keys: tuple[str, ...] = DEFAULT_KEYS  # keys in key=value, JSON or URL query payloads
+
+    @classmethod
+    def from_settings(cls, settings: CheckinSettings) -> DossierFormat:
+        return cls(settings.dossier_delimiter, settings.dossier_field, tuple(settings.dossier_keys))
+
+
+def _keyed(text: str, keys: tuple[str, ...]) -> Iterator[str]:
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return
+        if isinstance(obj, dict):
+            yield from (v for k, v in obj.items() if k in keys and isinstance(v, str))
+        return
+    if "://" in text:
+        try:
+            query = urlsplit(text).query
+        except ValueError:
+            return
+        yield from (v for k, v in parse_qsl(query) if k in keys)
+        return
+    for part in re.split(r"[&;\n|]", text):
+        key, sep, value = part.partition("=") if "=" in part else part.partition(":")
+        if sep and key.strip() in keys:
+            yield value.strip()
+
+
+def _candidates(text: str, fmt: DossierFormat) -> Iterator[str]:
+    yield text
+    if len(text) > MAX_RECEIPT:
+        return
+    if fmt.keys:
+        yield from _keyed(text, fmt.keys)
+    if fmt.delimiter and fmt.delimiter in text:
+        fields = [f.strip() for f in text.split(fmt.delimiter)]
+        if fmt.field is None:
+            yield from fields
+        elif fmt.field < len(fields):
+            yield fields[fmt.field]
+
+
+def parse_dossier(text: str, pattern: re.Pattern[str], fmt: DossierFormat | None = None) -> str | None:
+    """The dossier code a receipt QR holds, or None when nothing in it matches the pattern."""
+    for candidate in _candidates(text.strip(), fmt or DossierFormat()):
+        if len(candidate) <= MAX_CODE and pattern.match(candidate):
+            return candidate
+    return None

@@ -10,7 +10,8 @@ from agent.checkin import appointment, cccd, codes, privacy
 from agent.errors import KioskError
 
 
-def describe(text: str, today: date, dossier_re: re.Pattern[str], raw: bool = False) -> dict[str, Any]:
+def describe(text: str, today: date, dossier_re: re.Pattern[str], raw: bool = False,
+             dossier_fmt: codes.DossierFormat | None = None) -> dict[str, Any]:
     if appointment.looks_like_appointment(text):
         try:
             appt = appointment.decode_token(text, {})
@@ -34,7 +35,7 @@ def describe(text: str, today: date, dossier_re: re.Pattern[str], raw: bool = Fa
     ticket = codes.parse_ticket(text)
     if ticket is not None:
         return {"kind": "ticket", "ticket": ticket}
-    dossier = codes.parse_dossier(text, dossier_re)
+    dossier = codes.parse_dossier(text, dossier_re, dossier_fmt)
     if dossier is not None:
         return {"kind": "dossier", "dossier": dossier}
     return {"kind": "unknown", "length": len(text), **({"text": text} if raw else {})}

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from agent.checkin import privacy
@@ -13,6 +14,8 @@ from agent.checkin.scanner import Scanner
 from agent.checkin.service import CheckinService
 from agent.clock import Clock, system_clock
 from agent.core import Core
+from agent.errors import StorageError
+from agent.settings import Settings
 from agent.store import events
 from devices.camera import open_source
 from devices.capture import SharedCamera
@@ -21,10 +24,33 @@ from devices.decoders import PipelineDecoder
 logger = logging.getLogger(__name__)
 
 
+def privacy_key_path(settings: Settings) -> Path:
+    """Where the ID-card hashing key lives: a systemd credential ($CREDENTIALS_DIRECTORY) or the
+    `credentials/` folder beside the config file; without either, a `credentials/` folder beside
+    (never inside) the data folder. A copy of the data folder alone must not reverse the hashes."""
+    key_file = settings.checkin.key_file
+    path = settings.secret_path(key_file)
+    if not path.is_absolute():
+        path = settings.data_dir().parent / "credentials" / key_file
+    return path.resolve()
+
+
 def make_checkin(core: Core, clock: Clock = system_clock) -> CheckinService:
     settings = core.settings.checkin
-    key_path = settings.key_file if settings.key_file.is_absolute() else core.settings.data_dir() / settings.key_file
-    return CheckinService(core, settings, privacy.load_or_create_key(key_path), clock)
+    key_path = privacy_key_path(core.settings)
+    data_dir = core.settings.data_dir()
+    if key_path == data_dir or data_dir in key_path.parents:
+        raise StorageError(f"privacy key {key_path} must be outside the data folder {data_dir} "
+                           "(set [checkin] key_file to a credential name or a path elsewhere)")
+    key = privacy.load_or_create_key(key_path)
+    legacy = data_dir / "privacy.key"  # where versions before 2026-11 kept it, next to the hashes
+    if legacy.exists():
+        try:
+            legacy.unlink()
+        except OSError as exc:
+            raise StorageError(f"cannot remove the old privacy key {legacy}: {exc.strerror}") from exc
+        logger.info("removed the old privacy key from the data folder; earlier ID-card hashes are now unlinkable")
+    return CheckinService(core, settings, key, clock)
 
 
 def device_events(core: Core, clock: Clock, device: str) -> tuple[Callable[[str, str], None], Callable[[], None]]:

@@ -2,13 +2,17 @@
 
 Every decision (accepted or rejected) is one event and one minimised row in `checkins`. The raw
 payload is never logged, stored, put in an event or published: an ID card is reduced to a keyed
-hash and its last 4 digits before anything is written.
+hash (kept on the device only, never in an event) before anything is written; its last 4 digits
+are shown on the screen from memory and never written.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import logging
 import re
+import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,12 +51,25 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A resident identified by ID card, waiting to choose a service on the screen."""
+    """A resident identified by ID card: a session on the kiosk screen until a ticket, the "Không phải
+    tôi" button, the screen's idle reset, the next card or `identity_ttl_seconds` ends it.
+
+    `session` is handed to the first (kiosk) screen that claims it, never put on the live stream;
+    only a ticket POST carrying it is linked. `id_masked` (last 4 digits) lives here in memory only."""
 
     resident_ref: str
     id_masked: str
+    name_masked: str
     suggested_priority: str | None
+    repeat: bool
     expires: datetime
+    session: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    claimed: bool = False
+
+    def public(self) -> dict[str, Any]:
+        """What the greeting shows: masked, nothing that identifies the resident to an onlooker."""
+        return {"session": self.session, "name_masked": self.name_masked, "id_masked": self.id_masked,
+                "suggested_priority": self.suggested_priority, "repeat": self.repeat}
 
 
 class CheckinService:
@@ -64,6 +81,7 @@ class CheckinService:
         self.tz = ZoneInfo(core.settings.queue.timezone)
         self.keys = {kid: appointment.load_public_key(text) for kid, text in settings.appointment_keys.items()}
         self.dossier_re = re.compile(settings.dossier_pattern)
+        self.dossier_fmt = codes.DossierFormat.from_settings(settings)
         self._identity: Identity | None = None
 
     # Identity hand-off to the ticket screen ---------------------------------------------------------
@@ -72,10 +90,32 @@ class CheckinService:
             self._identity = None
         return self._identity
 
-    def consume_identity(self) -> Identity | None:
+    def claim_identity(self) -> Identity | None:
+        """The kiosk screen takes the new session once; a second claimer gets nothing."""
         identity = self.pending_identity()
+        if identity is None or identity.claimed:
+            return None
+        self._identity = dataclasses.replace(identity, claimed=True)
+        return self._identity
+
+    def _matches(self, session: str | None) -> Identity | None:
+        identity = self.pending_identity()
+        if identity is None or not session or not hmac.compare_digest(identity.session.encode(), session.encode()):
+            return None
+        return identity
+
+    def consume_identity(self, session: str | None) -> Identity | None:
+        """A ticket is being taken: it ends the session, and is linked only if it carries that session."""
+        identity = self._matches(session)
         self._identity = None
         return identity
+
+    def end_identity(self, session: str) -> bool:
+        """'Không phải tôi' or the screen's idle reset: drop the session so nothing gets linked."""
+        if self._matches(session) is None:
+            return False
+        self._identity = None
+        return True
 
     # Decisions -----------------------------------------------------------------------------------
     def handle(self, text: str) -> Decision:
@@ -90,7 +130,7 @@ class CheckinService:
             ticket_id = codes.parse_ticket(text)
             if ticket_id is not None:
                 return self._ticket(ticket_id)
-            dossier = codes.parse_dossier(text, self.dossier_re)
+            dossier = codes.parse_dossier(text, self.dossier_re, self.dossier_fmt)
             if dossier is not None:
                 return self._dossier(dossier)
             return self._reject("unknown", "unrecognised",
@@ -144,14 +184,17 @@ class CheckinService:
         del card  # nothing below may touch the raw fields
         visits = int(self.core.db.conn.execute(
             "SELECT COUNT(*) FROM checkins WHERE resident_ref=? AND decision='accepted'", (ref,)).fetchone()[0])
-        data = {"kind": kind, "code": "identified", "resident_ref": ref, "repeat": visits > 0,
+        # The event (synced to central, shown on the live stream) carries no hash and no digits: central
+        # cannot link visits, and a LAN client cannot collect pseudonyms. Repeat-visit knowledge stays here.
+        data = {"kind": kind, "code": "identified", "repeat": visits > 0,
                 "suggested_priority": suggestion,
                 "message": "Xin chào! Mời ông/bà chọn dịch vụ trên màn hình."}
         with self.core.db.write() as conn:
-            self._record(conn, kind, "accepted", "identified", resident_ref=ref, id_last4=last4,
+            self._record(conn, kind, "accepted", "identified", resident_ref=ref,
                          masked_name=masked_name if self.settings.store_masked_name else None)
             event = events.append(conn, "checkin.accepted", data, now)
-        self._identity = Identity(ref, privacy.mask_id("0" * 8 + last4), suggestion,
+        # A new card replaces any earlier session: its resident may have walked away.
+        self._identity = Identity(ref, privacy.mask_id("0" * 8 + last4), masked_name, suggestion, visits > 0,
                                   now + timedelta(seconds=self.settings.identity_ttl_seconds))
         return Decision(kind, True, "identified", str(data["message"]), None,
                         {"id_masked": self._identity.id_masked, "name_masked": masked_name,
@@ -254,7 +297,13 @@ class CheckinService:
              row["masked_name"], row["booking"], row["dossier"], rfc3339(expires)))
 
     def prune(self) -> int:
-        """Delete check-in records past their retention."""
+        """Delete check-in records past their retention; erase the personal columns of older tickets
+        (their link to an ID card's hash) and feedback (the phone number), keeping the rest for reports."""
+        now = self.clock()
+        cutoff = rfc3339(now - timedelta(days=self.settings.personal_retention_days))
         with self.core.db.write() as conn:
-            return conn.execute("DELETE FROM checkins WHERE expires_at < ?", (rfc3339(self.clock()),)).rowcount
+            pruned = conn.execute("DELETE FROM checkins WHERE expires_at < ?", (rfc3339(now),)).rowcount
+            conn.execute("UPDATE tickets SET resident = NULL WHERE resident IS NOT NULL AND arrived_at < ?", (cutoff,))
+            conn.execute("UPDATE feedback SET phone = NULL WHERE phone IS NOT NULL AND at < ?", (cutoff,))
+        return int(pruned)
 

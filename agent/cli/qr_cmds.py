@@ -25,12 +25,14 @@ def register(app: typer.Typer) -> None:
                raw: Annotated[bool, typer.Option("--raw", help="Show personal data unmasked (screen only).")] = False,
                as_json: JsonOpt = False) -> None:
         """Decode QR codes in image files: one line per image; personal data masked unless --raw."""
+        from agent.checkin.codes import DossierFormat
         from agent.checkin.describe import describe
         from devices import imaging
         from devices.decoders import PipelineDecoder
 
         settings = STATE.settings()
         dossier_re = re.compile(settings.checkin.dossier_pattern)
+        dossier_fmt = DossierFormat.from_settings(settings.checkin)
         decoder = PipelineDecoder(budget_ms=settings.checkin.decode_budget_ms)
         failed = False
         for path in images:
@@ -42,7 +44,8 @@ def register(app: typer.Typer) -> None:
             else:
                 found = decoder.decode(image)
                 doc = {"image": str(path), "codes": [
-                    {"decoder": c.decoder, **describe(c.text, date.today(), dossier_re, raw)} for c in found]}
+                    {"decoder": c.decoder, **describe(c.text, date.today(), dossier_re, raw, dossier_fmt)}
+                    for c in found]}
             if as_json:
                 emit_json(doc)
             elif "error" in doc:

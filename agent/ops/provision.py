@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.checkin import privacy
 from agent.errors import ConfigError, InvalidInput, Refused
 from agent.ops.wards import WardInfo, lookup_ward
 from agent.queue.catalogue import load_catalogue
@@ -222,6 +223,7 @@ def provision(req: ProvisionRequest) -> ProvisionResult:
     if req.counter_pins or not (cred_dir / "counter-pins").exists():
         body = "".join(f"{n} = {pin}\n" for n, pin in sorted(req.counter_pins.items()))
         _write(cred_dir / "counter-pins", body.encode(), 0o600)
+    privacy.load_or_create_key(cred_dir / "privacy.key")  # ID-card hashing key: 0600, fsynced, weak one refused
     if not (cred_dir / "kiosk.key").exists():
         _write(cred_dir / "kiosk.key", b"", 0o600)  # the unit's LoadCredential= needs the file to exist
     text = _render(req, ward, identity, "services.toml", tls=req.tls != "none")

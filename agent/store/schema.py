@@ -210,4 +210,9 @@ MIGRATIONS: list[str] = [
                        THEN '' ELSE lower(hex(randomblob(16))) END
     WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'log')
     """,
+    # ID cards (h-privacy, issue #10 item 11): the last 4 digits next to the keyed hash made the ID
+    # recoverable; they are no longer written, and those already written are erased.
+    """
+    UPDATE checkins SET id_last4 = NULL WHERE id_last4 IS NOT NULL
+    """,
 ]

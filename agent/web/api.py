@@ -46,7 +46,11 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 class IdentitySource(Protocol):
     """Who the kiosk camera identified just now (agent.checkin.service.CheckinService)."""
 
-    def consume_identity(self) -> Identity | None: ...
+    def claim_identity(self) -> Identity | None: ...
+
+    def consume_identity(self, session: str | None) -> Identity | None: ...
+
+    def end_identity(self, session: str) -> bool: ...
 
 
 class CallsUnavailable(KioskError):
@@ -61,6 +65,7 @@ class _Body(BaseModel):
 class TicketBody(_Body):
     service: str = Field(min_length=1, max_length=40)
     priority: str | None = Field(None, max_length=32)
+    checkin_session: str | None = Field(None, max_length=64)  # the ID-card session the screen holds
 
 
 class TransferBody(_Body):
@@ -159,6 +164,8 @@ class Api:
             web.post("/api/feedback", self.feedback),
             *([] if self.calls_enabled else [web.post("/api/calls", self.calls_unavailable),
                                              web.delete("/api/calls/{id}", self.calls_unavailable)]),
+            web.post("/api/checkin/session", self.claim_checkin),
+            web.delete("/api/checkin/session/{session}", self.end_checkin),
             web.get("/api/live", self.hub.handle),
             web.get("/healthz", self.health),
             web.get("/metrics", self.prometheus),
@@ -203,14 +210,29 @@ class Api:
         if body.priority and not self.core.catalogue.priority(body.priority).kiosk:
             # Appointment-only classes come with a valid appointment QR (check-in), never from a tap.
             raise InvalidInput("Diện ưu tiên này chỉ áp dụng khi quét mã lịch hẹn.", code="priority_not_offered")
-        # A resident who just showed their ID card to the camera gets this ticket linked to the card's
-        # keyed hash (never the card itself), so a repeat visit can be recognised.
-        identity = self.identities.consume_identity() if self.identities is not None else None
+        # A resident who showed their ID card gets this ticket linked to the card's keyed hash (never the
+        # card itself) only when the ticket carries their screen session; any ticket ends the session.
+        identity = self.identities.consume_identity(body.checkin_session) if self.identities is not None else None
         issued = self.core.queue.take(body.service, body.priority or None, source="kiosk",
                                       resident=identity.resident_ref if identity else None)
         data = issued.public()
         data["qr"] = f"/api/tickets/{issued.ticket.id}/qr.svg"
         return json_response(data, status=201)
+
+    async def claim_checkin(self, request: web.Request) -> web.Response:
+        """The kiosk screen, told by the live stream that a card was read, claims the greeting once (only the
+        screen may: another LAN client taking it would leave the resident without greeting or link)."""
+        self.policy.require_screen(request)
+        identity = self.identities.claim_identity() if self.identities is not None else None
+        if identity is None:
+            raise NotFound("Không có phiên thẻ căn cước nào đang chờ.", code="no_checkin_session")
+        return json_response(identity.public())
+
+    async def end_checkin(self, request: web.Request) -> web.Response:
+        self.policy.require_screen(request)
+        if self.identities is not None:
+            self.identities.end_identity(request.match_info["session"][:64])
+        return web.Response(status=204)
 
     async def ticket_qr(self, request: web.Request) -> web.Response:
         ticket = self.core.queue.get(request.match_info["id"])

@@ -5,6 +5,7 @@
   var h = WK.h, $ = WK.$;
   var config = null, group = null, service = null, entry = "", rateTicket = null, kind = "phan-anh";
   var idleTimer = null, checkinTimer = null, suggested = null;
+  var session = null;  // the ID-card session this screen claimed: only a ticket carrying it is linked
   var SCREENS = ["s-start", "s-services", "s-priority", "s-ticket", "s-rate-number", "s-rate-score", "s-feedback", "s-thanks"];
 
   function go(id) {
@@ -13,7 +14,15 @@
     window.scrollTo(0, 0);
   }
 
+  function endSession() {
+    // Idle reset, "Không phải tôi": the agent drops the link, so the next ticket is anonymous.
+    if (session) WK.api("DELETE", "/api/checkin/session/" + encodeURIComponent(session)).catch(function () {});
+    session = suggested = null;
+    WK.show($("identity"), false);
+  }
+
   function reset() {
+    endSession();
     group = service = rateTicket = suggested = null;
     entry = "";
     $("entry").textContent = "";
@@ -28,7 +37,7 @@
     clearTimeout(idleTimer);
     var seconds = config ? config.idle_reset_seconds : 60;
     idleTimer = setTimeout(function () {
-      if (document.body.dataset.screen !== "s-start" || !$("modal").hidden) reset();
+      if (document.body.dataset.screen !== "s-start" || !$("modal").hidden || session) reset();
       else touched();
     }, seconds * 1000);
   }
@@ -116,7 +125,10 @@
   }
 
   function take(priority) {
-    WK.api("POST", "/api/tickets", { service: service.code, priority: priority ? priority.code : null }).then(function (t) {
+    var body = { service: service.code, priority: priority ? priority.code : null, checkin_session: session };
+    session = suggested = null;  // the ticket ends the ID-card session, linked or not
+    WK.show($("identity"), false);
+    WK.api("POST", "/api/tickets", body).then(function (t) {
       rememberIssued(t);
       $("t-number").textContent = t.number;
       $("t-service").textContent = t.service_name;
@@ -230,12 +242,21 @@
     touched();
   }
 
-  function identified(e) {
-    // The camera read an ID card: greet, then let the resident choose a service (the ticket they
-    // take next is linked to the card's keyed hash on the agent; nothing personal reaches this page).
-    showCheckin(e, true);
-    suggested = (e.data && e.data.suggested_priority) || null;
-    if (document.body.dataset.screen === "s-thanks") go("s-start");  // the start screen lists the groups
+  function identified() {
+    // The camera read an ID card: claim the session (masked greeting, suggested priority); the ticket
+    // taken next on this screen carries it and is linked to the card's keyed hash on the agent. A new
+    // card replaces the previous resident's session there, so forget ours first.
+    session = suggested = null;
+    WK.api("POST", "/api/checkin/session").then(function (id) {
+      session = id.session;
+      suggested = id.suggested_priority || null;
+      $("identity-greet").textContent = "Xin chào " + (id.name_masked || "ông/bà") + "!";
+      $("identity-text").textContent = "Thẻ số " + id.id_masked + ". Mời ông/bà chọn dịch vụ trên màn hình.";
+      WK.show($("identity"), true);
+      WK.show($("checkin"), false);
+      if (document.body.dataset.screen === "s-thanks") go("s-start");  // the start screen lists the groups
+      touched();
+    }, function () { WK.show($("identity"), false); });
   }
 
   function fresh(envelope) { // a replayed check-in from minutes ago is no news to the person in front
@@ -251,6 +272,7 @@
   $("rate-next").addEventListener("click", openScale);
   $("fb-send").addEventListener("click", sendFeedback);
   $("ticket-done").addEventListener("click", reset);
+  $("not-me").addEventListener("click", function () { endSession(); go("s-start"); touched(); });
   $("thanks-done").addEventListener("click", reset);
   $("modal-ok").addEventListener("click", hideModal);
   ["pointerdown", "keydown", "input"].forEach(function (t) { document.addEventListener(t, touched, { passive: true }); });
@@ -259,7 +281,7 @@
   WK.live({
     "checkin.accepted": function (e) {
       if (!fresh(e)) return;
-      if (e.data && e.data.kind === "id_card") identified(e); else showCheckin(e, true);
+      if (e.data && e.data.kind === "id_card") identified(); else showCheckin(e, true);
     },
     "checkin.rejected": function (e) { if (fresh(e)) showCheckin(e, false); },
     state: function () { if (document.body.dataset.screen === "s-start" && config) loadServices(); }
