@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import secrets
 import time
@@ -33,7 +34,7 @@ from agent.calls import rtc
 from agent.calls import signalling as sig
 from agent.calls.signalling import CallTopics, Message, SignalError, SignalTransport, Subscription
 from agent.clock import Clock, rfc3339, system_clock
-from agent.errors import InvalidInput, KioskError, NotFound, Refused
+from agent.errors import InvalidInput, KioskError, NotFound, Refused, Unauthorized
 from agent.settings import CallSettings
 from agent.store import events
 from agent.store.db import Database
@@ -58,6 +59,8 @@ class Call:
     id: str
     service: str | None
     ticket: str | None
+    # The secret the kiosk screen that started the call holds; watching and hanging up need it.
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     state: CallStateName = "ringing"
     officer: str | None = None
     session: str | None = None
@@ -91,7 +94,13 @@ class Call:
 
 
 class CallService:
-    """Starts and ends the kiosk's calls; one at a time. ``start()``/``stop()`` bracket its life."""
+    """Starts and ends the kiosk's calls; one at a time. ``start()``/``stop()`` bracket its life.
+
+    Finished calls are kept only as a bounded history (``HISTORY`` calls, without their media) so
+    ``state()`` can still show the last ones and a missed call can take a callback request.
+    """
+
+    HISTORY = 16
 
     def __init__(
         self,
@@ -155,6 +164,7 @@ class CallService:
         call.hangup_requested = asyncio.get_running_loop().create_future()
         self._calls[call.id] = call
         self._current = call
+        self._forget_old_calls()
         # Subscribe before ringing: an accept published right after the ring must not be missed.
         subscription = await self.transport.subscribe(self.topics.officer_topic(call.id))
         task = asyncio.get_running_loop().create_task(self._run(call, subscription), name=f"call-{call.id}")
@@ -171,6 +181,24 @@ class CallService:
             if task is not None:
                 await asyncio.shield(task)
         return call.info()
+
+    def token(self, call_id: str) -> str:
+        """The call's secret, for the POST response only (never in ``state()`` or any event)."""
+        return self._get(call_id).token
+
+    def check_token(self, call_id: str, token: str | None) -> None:
+        """Raise unless ``token`` is the call's secret (compared in constant time)."""
+        call = self._get(call_id)
+        if not token or not hmac.compare_digest(token.encode(), call.token.encode()):
+            raise Unauthorized("Không có quyền với cuộc gọi này.", code="call_token_invalid")
+
+    def registry_size(self) -> int:
+        return len(self._calls)
+
+    def _forget_old_calls(self) -> None:
+        finished = [c for c in self._calls.values() if c.state not in ACTIVE_STATES]
+        for call in finished[: max(0, len(finished) - self.HISTORY)]:
+            del self._calls[call.id]
 
     def state(self, call_id: str | None = None) -> dict[str, Any] | None:
         """One call's state, or the current (last) call's; None when there has been none."""
@@ -274,7 +302,9 @@ class CallService:
                 await reader
             with contextlib.suppress(Exception):
                 await subscription.close()
+            call.peer = None  # the peer holds the media buffers (~200 kB): free them with the call
             call.changed.set()
+            self._forget_old_calls()
 
     def _peer_config(self) -> rtc.PeerConfig:
         s = self.settings
