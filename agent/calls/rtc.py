@@ -141,7 +141,9 @@ class CameraTrack(VideoStreamTrack):
         self._max = (max_width, max_height)
         self._period = 1.0 / max_fps
         self._t0: float | None = None
-        self._last_sent = 0.0
+        self._due: float | None = None  # when the next frame is due on the max_fps schedule
+        self._last_at: float | None = None
+        self._camera_interval = self._period  # a running estimate of the camera's frame interval
         self._last_pts = -1
         self.sent = 0
 
@@ -156,9 +158,8 @@ class CameraTrack(VideoStreamTrack):
             except StopAsyncIteration:
                 self.stop()
                 raise MediaStreamError from None
-            if frame.at - self._last_sent >= 0.9 * self._period:
+            if self._keep(frame.at):
                 break
-        self._last_sent = frame.at
         if self._t0 is None:
             self._t0 = frame.at
         height, width = frame.image.shape[:2]
@@ -172,6 +173,22 @@ class CameraTrack(VideoStreamTrack):
         video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self.sent += 1
         return video
+
+    def _keep(self, at: float) -> bool:
+        """Whether the frame captured at ``at`` is sent: paced against a fixed schedule (one slot per
+        max_fps period), not against the last frame sent, so capture jitter does not drop every other
+        frame. A frame may come early by up to half the camera's interval (or half a period): one
+        frame is kept per slot, the nearest to it that has arrived."""
+        if self._last_at is not None and 0 < at - self._last_at < 1.0:
+            self._camera_interval += 0.1 * ((at - self._last_at) - self._camera_interval)
+        self._last_at = at
+        if self._due is None or at - self._due > self._period:
+            self._due = at  # the first frame, or after a stall: restart the schedule, no catch-up burst
+        slack = 0.5 * min(self._period, self._camera_interval)
+        if at < self._due - slack:
+            return False
+        self._due += self._period
+        return True
 
     def stop(self) -> None:
         super().stop()
