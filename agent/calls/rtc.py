@@ -63,12 +63,16 @@ class CallMediaError(KioskError):
 
 # --- ICE ---------------------------------------------------------------------------------------------
 
-_original_get_host_addresses = aioice.ice.get_host_addresses
+# Looked up, not imported: an aioice without it must not stop the daemon (tickets need no calls), only
+# calls (restrict_host_addresses raises, CallService refuses calls).
+_original_get_host_addresses: Callable[[bool, bool], list[str]] | None = getattr(
+    aioice.ice, "get_host_addresses", None)
 _host_addresses: list[str] | None = None
 
 
 def _configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     if _host_addresses is None:
+        assert _original_get_host_addresses is not None  # restrict_host_addresses checked it
         return list(_original_get_host_addresses(use_ipv4, use_ipv6))
     return [
         a for a in _host_addresses
@@ -85,6 +89,14 @@ def restrict_host_addresses(addresses: Sequence[str]) -> None:
     global _host_addresses
     for address in addresses:
         ipaddress.ip_address(address)
+    gather = getattr(getattr(aioice.ice, "Connection", None), "gather_candidates", None)
+    names = getattr(getattr(gather, "__code__", None), "co_names", ())
+    if (_original_get_host_addresses is None or getattr(aioice.ice, "get_host_addresses", None) is None
+            or "get_host_addresses" not in names):
+        # An aioice that no longer gathers through this function would silently offer every interface
+        # (a 4G modem's public address): refuse instead.
+        raise CallMediaError(f"aioice {getattr(aioice, '__version__', '?')} no longer looks host addresses up "
+                             "through aioice.ice.get_host_addresses: call.host_addresses cannot be enforced")
     _host_addresses = list(addresses) or None
     aioice.ice.get_host_addresses = _configured_host_addresses
 

@@ -126,10 +126,16 @@ class CallService:
         self._current: Call | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._ice_fault: str | None = None
 
     # -- life cycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
-        rtc.restrict_host_addresses(self.settings.host_addresses)
+        try:
+            rtc.restrict_host_addresses(self.settings.host_addresses)
+        except rtc.CallMediaError as exc:
+            # The rest of the kiosk runs on; calls are refused rather than offering every interface.
+            self._ice_fault = exc.message
+            logger.error("video calls refused: %s", exc.message)
 
     async def stop(self) -> None:
         """End the current call (reason ``shutdown``) and wait for its task."""
@@ -155,6 +161,8 @@ class CallService:
             raise Refused("Cuộc gọi video chưa được bật trên ki-ốt này.", code="calls_disabled")
         if self._stopping:
             raise Refused("Ki-ốt đang tắt.", code="shutting_down")
+        if self._ice_fault is not None:
+            raise Refused("Cuộc gọi video tạm ngừng do lỗi cấu hình mạng của ki-ốt.", code="calls_unsafe_ice")
         if self._current is not None and self._current.state in ACTIVE_STATES:
             raise CallBusy("Đang có một cuộc gọi khác, xin vui lòng chờ.")
         for name, value in (("service", service), ("ticket", ticket)):
