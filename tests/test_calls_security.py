@@ -68,3 +68,19 @@ async def test_finished_calls_are_freed(served: tuple[Rig, str]) -> None:
         await service.hangup(call_id, "cancelled")
     assert service.registry_size() <= service.HISTORY
     assert service.state(call_id)["state"] == "ended"  # type: ignore[index]  # the last calls stay visible
+
+
+async def test_a_call_whose_setup_fails_ends_with_a_reason_and_frees_the_line(
+        db: Database, broker: Broker, tmp_path: Path) -> None:  # noqa: F811
+    from agent.settings import IceServer
+    turn = IceServer(urls=["turn:127.0.0.1:3478"], username="kiosk", credential_file=tmp_path / "missing-turn")
+    rig = Rig(db, broker, tmp_path, ice_servers=[turn])
+    try:
+        service = await rig.start()
+        for _ in range(2):  # the second call is not refused as busy
+            call_id = await service.start_call()
+            info = await service.wait_for(call_id, "ended", timeout=10)
+            assert info["state"] == "ended" and info["reason"] == "setup_failed", info
+        assert [e.data["reason"] for e in rig.events("call.ended")] == ["setup_failed", "setup_failed"]
+    finally:
+        await rig.close()

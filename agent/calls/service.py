@@ -285,7 +285,22 @@ class CallService:
         inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=64)
         reader = asyncio.get_running_loop().create_task(self._read(call, subscription, inbox), name="call-signal-in")
         camera = self.camera.subscribe(f"call-{call.id}")
-        peer = rtc.KioskPeer(self._peer_config(), camera=camera, microphone=self.microphone, speaker=self.speaker)
+        try:
+            # Reads the TURN credential among others: a missing file must end this call, not leave it
+            # ringing forever with every later call refused as busy.
+            peer = rtc.KioskPeer(self._peer_config(), camera=camera, microphone=self.microphone,
+                                 speaker=self.speaker)
+        except (KioskError, OSError, ValueError) as exc:  # a missing or unreadable secret, a bad setting
+            logger.error("call %s: setup failed: %s", call.id, exc)
+            camera.close()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            with contextlib.suppress(Exception):
+                await subscription.close()
+            await self._end(call, "system", "setup_failed")
+            self._forget_old_calls()
+            return
         call.peer = peer
         offer = asyncio.get_running_loop().create_task(peer.offer(), name="call-offer")
         try:
