@@ -84,3 +84,44 @@ async def test_a_call_whose_setup_fails_ends_with_a_reason_and_frees_the_line(
         assert [e.data["reason"] for e in rig.events("call.ended")] == ["setup_failed", "setup_failed"]
     finally:
         await rig.close()
+
+
+async def test_turn_credentials_are_per_call_in_the_signalling_not_served_by_http(
+        db: Database, broker: Broker, tmp_path: Path) -> None:  # noqa: F811
+    import base64
+    import hashlib
+    import hmac
+    import time
+
+    from agent.calls.web import officer_config
+    from agent.settings import CallSettings, IceServer, Settings
+    from tests.test_calls import KIOSK, WARD
+    secret = tmp_path / "turn-secret"
+    secret.write_text("ward-turn-shared-secret\n")
+    static = tmp_path / "turn-password"
+    static.write_text("static-password\n")
+    # A TURN server on a closed 127.0.0.1 port: gathering gives up on it at once (port unreachable).
+    turn = IceServer(urls=["turn:127.0.0.1:9?transport=udp"], secret_file=secret)
+    other = IceServer(urls=["turn:127.0.0.1:9?transport=udp"], username="shared", credential_file=static)
+    settings = Settings(device={"ward": WARD, "kiosk": KIOSK}, call=CallSettings(ice_servers=[turn, other]))
+    served = officer_config(settings)
+    assert "ward-turn" not in str(served) and "static-password" not in str(served)
+
+    rig = Rig(db, broker, tmp_path, ice_servers=[turn, other])
+    try:
+        service = await rig.start()
+        officer = await rig.officer("officer")
+        call_id = await service.start_call()
+        ring = await officer.next_ring()
+        assert "iceServers" not in ring.message  # rings go to every console of the ward
+        await officer.accept(ring, timeout=20)
+        offer = next(m for m in officer.seen if m.get("type") == "offer")
+        first, second = offer["iceServers"]
+        expiry, call = first["username"].split(":")
+        assert call == call_id and int(expiry) > time.time() + 60
+        expected = base64.b64encode(hmac.new(b"ward-turn-shared-secret", first["username"].encode(),
+                                             hashlib.sha1).digest()).decode()
+        assert first["credential"] == expected
+        assert second == {"urls": other.urls, "username": "shared", "credential": "static-password"}
+    finally:
+        await rig.close()

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent.calls import rtc
+from agent.calls import rtc, turn
 from agent.calls import signalling as sig
 from agent.calls.signalling import CallTopics, Message, SignalError, SignalTransport, Subscription
 from agent.clock import Clock, rfc3339, system_clock
@@ -72,6 +72,7 @@ class Call:
     reason: str | None = None
     callback_left: bool = False
     peer: rtc.KioskPeer | None = None
+    ice_servers: list[rtc.IceServerSpec] = field(default_factory=list, repr=False)
     hangup_requested: asyncio.Future[str] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -91,6 +92,16 @@ class Call:
         self.state = state
         self.changed.set()
         self.changed = asyncio.Event()
+
+
+def _ice_json(server: rtc.IceServerSpec) -> dict[str, Any]:
+    """An RTCIceServer dictionary, as browsers take it."""
+    entry: dict[str, Any] = {"urls": list(server.urls)}
+    if server.username is not None:
+        entry["username"] = server.username
+    if server.credential is not None:
+        entry["credential"] = server.credential
+    return entry
 
 
 class CallService:
@@ -288,7 +299,8 @@ class CallService:
         try:
             # Reads the TURN credential among others: a missing file must end this call, not leave it
             # ringing forever with every later call refused as busy.
-            peer = rtc.KioskPeer(self._peer_config(), camera=camera, microphone=self.microphone,
+            call.ice_servers = self._ice_servers(call)
+            peer = rtc.KioskPeer(self._peer_config(call), camera=camera, microphone=self.microphone,
                                  speaker=self.speaker)
         except (KioskError, OSError, ValueError) as exc:  # a missing or unreadable secret, a bad setting
             logger.error("call %s: setup failed: %s", call.id, exc)
@@ -329,9 +341,25 @@ class CallService:
             call.changed.set()
             self._forget_old_calls()
 
-    def _peer_config(self) -> rtc.PeerConfig:
+    def _ice_servers(self, call: Call) -> list[rtc.IceServerSpec]:
+        """This call's ICE servers; a shared-secret TURN server gets credentials that expire when the
+        call can last no longer (they reach the officer in the offer, never over HTTP)."""
         s = self.settings
-        servers = [rtc.IceServerSpec(list(i.urls), i.username, i.password()) for i in s.ice_servers]
+        expiry = int(self.clock().timestamp() + s.ring_timeout_seconds + s.connect_timeout_seconds
+                     + s.max_minutes * 60 + 60)
+        servers = []
+        for i in s.ice_servers:
+            secret = i.shared_secret()
+            if secret is not None:
+                username, password = turn.rest_credentials(secret, call.id, expiry)
+                servers.append(rtc.IceServerSpec(list(i.urls), username, password))
+            else:
+                servers.append(rtc.IceServerSpec(list(i.urls), i.username, i.password()))
+        return servers
+
+    def _peer_config(self, call: Call) -> rtc.PeerConfig:
+        s = self.settings
+        servers = call.ice_servers
         return rtc.PeerConfig(
             ice_servers=servers, relay_only=s.ice_transport_policy == "relay", max_width=s.max_width,
             max_height=s.max_height, max_fps=s.max_fps, heartbeat_interval=s.heartbeat_interval_seconds,
@@ -429,6 +457,8 @@ class CallService:
             await self._end(call, "kiosk", "connect_failed")
             return
         offer_msg: Message = {"type": sig.OFFER, "sdp": sdp, "officer": call.officer}
+        if call.ice_servers:  # to the accepted officer only (not in the ring every console sees)
+            offer_msg["iceServers"] = [_ice_json(i) for i in call.ice_servers]
         if call.session is not None:
             offer_msg["session"] = call.session
         await self._send(call, offer_msg)

@@ -110,16 +110,12 @@ def call_routes(calls: CallService, *, mjpeg_fps: float = 15.0) -> list[web.Rout
 
 
 def officer_config(settings: Settings) -> dict[str, Any]:
-    """What the console needs to know; the broker credentials are typed in by the officer."""
-    servers: list[dict[str, Any]] = []
-    for server in settings.call.ice_servers:
-        entry: dict[str, Any] = {"urls": list(server.urls)}
-        if server.username is not None:
-            entry["username"] = server.username
-        password = server.password()
-        if password is not None:
-            entry["credential"] = password
-        servers.append(entry)
+    """What the console needs to know; the broker credentials are typed in by the officer.
+
+    No TURN credential here (anyone on the LAN may fetch this): the kiosk sends the call's ICE
+    servers with their credentials inside the offer, to the officer who accepted.
+    """
+    servers = [{"urls": list(server.urls)} for server in settings.call.ice_servers]
     return {
         "root": settings.mqtt.root,
         "wards": [settings.device.ward],

@@ -68,7 +68,7 @@
       return;
     }
     if (cur && cur.call === t.call) {
-      if (m.type === "offer" && m.session === session) { answer(m.sdp); return; }
+      if (m.type === "offer" && m.session === session) { answer(m.sdp, m.iceServers); return; }
       if (m.type === "offer" || (m.type === "taken" && m.session === session)) {
         say("Cán bộ khác đã nhận cuộc gọi này."); endLocal("taken"); return;
       }
@@ -148,10 +148,12 @@
     });
   }
 
-  async function answer(sdp) {
+  async function answer(sdp, iceServers) {
     const cur = state.current;
     if (!cur || cur.pc) return;
-    const pc = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: config.iceTransportPolicy });
+    // The call's TURN credentials come inside the offer (time-limited, per call), never over HTTP.
+    const servers = Array.isArray(iceServers) ? iceServers : config.iceServers;
+    const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: config.iceTransportPolicy });
     cur.pc = pc;
     const dc = pc.createDataChannel("heartbeat", { negotiated: true, id: 0 });
     cur.dc = dc;
