@@ -224,7 +224,9 @@ async def bench_chromium(db: Database, broker: Broker, calls: int) -> list[float
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = await browser.new_page()
             await page.goto(f"http://127.0.0.1:{port}/officer?broker=ws://127.0.0.1:{broker.ws_port}"
-                            f"&wards={WARD}&officer=bench&loopback=1&autoconnect=1")
+                            f"&wards={WARD}&username=bench&loopback=1")
+            await page.fill("#password", "bench")
+            await page.click("#connect")
             await page.wait_for_function("window.officerState && window.officerState.status === 'connected'")
             for i in range(calls):
                 call_id = await service.start_call()

@@ -1,8 +1,8 @@
 // Officer console: watch the ward's kiosks ringing, accept, see and hear the resident, hang up.
 // Signalling (ARCHITECTURE.md "Call signalling") over MQTT over WebSockets with the vendored mqtt.js.
-// Query parameters (prefill, for tests and bookmarks): broker, username, password, wards, officer,
-// loopback=1 (keep only 127.0.0.1/::1 candidates in the answer; Chromium then needs
-// --allow-loopback-in-peer-connection), autoconnect=1.
+// Query parameters (prefill, for tests and bookmarks): broker, username, wards, loopback=1 (keep only 127.0.0.1/::1 candidates in the answer; Chromium then needs
+// --allow-loopback-in-peer-connection). Never the password: a URL ends up in history and logs.
+// The officer logs in with a personal broker account; the name shown to the kiosk is that user name.
 "use strict";
 
 (function () {
@@ -86,11 +86,13 @@
     if (ev) ev.preventDefault();
     const url = $("broker").value.trim();
     const wards = $("wards").value.split(",").map((w) => w.trim()).filter(Boolean);
-    if (!url || !wards.length || !$("officer").value.trim()) { say("Vui lòng điền đủ thông tin."); return; }
+    if (!url || !wards.length || !$("username").value.trim() || !$("password").value) {
+      say("Vui lòng điền đủ thông tin."); return;
+    }
     config.wards = wards;
     if (client) client.end(true);
     client = mqtt.connect(url, {
-      username: $("username").value || undefined, password: $("password").value || undefined,
+      username: $("username").value.trim(), password: $("password").value,
       clean: true, reconnectPeriod: 2000, connectTimeout: 10000, protocolVersion: 4,
     });
     client.on("connect", () => {
@@ -122,7 +124,7 @@
     $("peer-kiosk").textContent = r.kiosk;
     $("callstate").textContent = "đang kết nối…";
     $("incall").hidden = false;
-    publish(r, { type: "accept", officer: $("officer").value.trim(), session });
+    publish(r, { type: "accept", officer: $("username").value.trim(), session });
     try {
       state.current.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
       $("local").srcObject = state.current.stream;
@@ -246,10 +248,7 @@
     $("broker").value = params.get("broker") || config.brokerUrl || "";
     $("wards").value = params.get("wards") || config.wards.join(",");
     $("username").value = params.get("username") || "";
-    $("password").value = params.get("password") || "";
-    $("officer").value = params.get("officer") || "";
     if (params.get("root")) config.root = params.get("root");
-    if (params.get("autoconnect") === "1") connect();
   }
 
   $("login").addEventListener("submit", connect);
