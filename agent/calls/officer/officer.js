@@ -108,7 +108,11 @@
     });
     client.on("error", (err) => { state.lastError = String(err); say("Lỗi kết nối: " + err.message); });
     client.on("offline", () => setStatus("Mất kết nối, đang thử lại…"));
-    client.on("message", onMessage);
+    client.on("message", (topic, payload, packet) => {
+      // The kiosk never retains signalling: a retained message is stale (or planted) and must not ring.
+      if (packet && packet.retain) return;
+      onMessage(topic, payload);
+    });
   }
 
   async function accept(id) {
