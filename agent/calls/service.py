@@ -181,11 +181,16 @@ class CallService:
                 raise InvalidInput(f"{name} must be a string of 1-64 characters")
         call = Call(id=secrets.token_hex(8), service=service, ticket=ticket)
         call.hangup_requested = asyncio.get_running_loop().create_future()
+        # Subscribe before ringing: an accept published right after the ring must not be missed. A
+        # failure (broker down) refuses this call and must not leave the line busy for later ones.
+        self._current = call  # held during the await: a concurrent start is busy
+        try:
+            subscription = await self.transport.subscribe(self.topics.officer_topic(call.id))
+        except BaseException:
+            self._current = None
+            raise
         self._calls[call.id] = call
-        self._current = call
         self._forget_old_calls()
-        # Subscribe before ringing: an accept published right after the ring must not be missed.
-        subscription = await self.transport.subscribe(self.topics.officer_topic(call.id))
         task = asyncio.get_running_loop().create_task(self._run(call, subscription), name=f"call-{call.id}")
         self._tasks[call.id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(call.id, None))
