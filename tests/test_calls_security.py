@@ -125,3 +125,13 @@ async def test_turn_credentials_are_per_call_in_the_signalling_not_served_by_htt
         assert second == {"urls": other.urls, "username": "shared", "credential": "static-password"}
     finally:
         await rig.close()
+
+
+def test_config_check_reports_a_missing_turn_credential(tmp_path: Path) -> None:
+    from agent.ops.config_check import problems
+    from agent.settings import CallSettings, IceServer, Settings
+    servers = [IceServer(urls=["turn:127.0.0.1:3478"], username="k", credential_file=tmp_path / "none"),
+               IceServer(urls=["turn:127.0.0.1:3478"], secret_file=tmp_path / "no-secret")]
+    found = problems(Settings(call=CallSettings(ice_servers=servers)))
+    turn = [p for p in found if p.startswith("call.ice_servers")]
+    assert len(turn) == 2 and "none" in turn[0] and "no-secret" in turn[1], found
