@@ -49,10 +49,12 @@ async def test_jittered_camera_keeps_the_frame_rate(camera_fps: float) -> None:
     max_fps = 15.0
     camera = SharedCamera(JitteredSource(camera_fps, seed=int(camera_fps)))
     await camera.start()
-    track = CameraTrack(camera.subscribe("call"), max_width=320, max_height=240, max_fps=max_fps)
+    subscriber = camera.subscribe("call")
+    track = CameraTrack(subscriber, max_width=320, max_height=240, max_fps=max_fps)
     try:
         await track.recv()  # the first frame starts the schedule
         first_index = camera.latest.index if camera.latest else 0
+        offered0 = subscriber.received
         last_index = first_index
         while last_index - first_index < int(camera_fps * 3):  # three seconds of camera frames
             await track.recv()
@@ -60,7 +62,10 @@ async def test_jittered_camera_keeps_the_frame_rate(camera_fps: float) -> None:
     finally:
         track.stop()
         await camera.stop()
-    expected = (last_index - first_index) * min(1.0, max_fps / camera_fps)
+    # Frames the subscriber skipped because this loop was slow (a loaded test machine) were never
+    # offered to the pacing: count against what was offered.
+    offered = subscriber.received - offered0
+    expected = min(offered, (last_index - first_index) * min(1.0, max_fps / camera_fps))
     sent = track.sent - 1
     assert sent >= 0.9 * expected, (camera_fps, sent, expected)
     assert sent <= 1.05 * expected + 1, (camera_fps, sent, expected)  # and never above max_fps
