@@ -234,6 +234,10 @@ class IceServer(Section):
     credential_file: Path | None = Field(
         None, description="File holding the TURN password; relative to $CREDENTIALS_DIRECTORY."
     )
+    secret_file: Path | None = Field(
+        None, description="TURN REST API shared secret (coturn static-auth-secret): credentials are made per "
+        "call (username expiry:callid) and sent to the officer in the offer; relative to $CREDENTIALS_DIRECTORY.",
+    )
 
     @field_validator("urls")
     @classmethod
@@ -242,6 +246,9 @@ class IceServer(Section):
             if not url.startswith(("stun:", "turn:", "turns:")):
                 raise ValueError(f"{url!r} must start with stun:, turn: or turns:")
         return value
+
+    def shared_secret(self) -> str | None:
+        return None if self.secret_file is None else read_secret(self.secret_file).strip()
 
     def password(self) -> str | None:
         if self.credential is not None:

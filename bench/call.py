@@ -5,9 +5,11 @@
    from the decoded frame on the officer's side (same machine, same clock);
 3. kiosk CPU % at 640x480@15 fps with audio (CallService + SharedCamera + microphone) against a bare
    aiortc sender of the same frames and tone (ratio), each in its own process;
-4. CPU of the MJPEG stream of the officer's video (same kiosk process, a viewer connected).
+4. CPU of the MJPEG stream of the officer's video (same kiosk process, a viewer connected);
+5. frames an aiortc officer receives in a window, with cameras at 15, 25 and 30 fps (``max_fps`` 15),
+   as a ratio of min(camera fps, max_fps), with the glass-to-glass latency at each rate.
 
-    .venv/bin/python bench/call.py [--calls 8] [--window 8]
+    .venv/bin/python bench/call.py [--calls 8] [--window 8] [--fps-only]
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class StampedSource:
     name = "stamped"
     pace_fps: float | None = FPS
 
-    def __init__(self) -> None:
+    def __init__(self, fps: float = FPS) -> None:
+        self.pace_fps = fps
         ramp = np.linspace(60, 200, W, dtype=np.uint8)
         self._base = np.ascontiguousarray(np.broadcast_to(ramp[None, :, None], (H, W, 3)))
 
@@ -108,9 +111,10 @@ def pct(values: list[float], q: float) -> float:
 # --- kiosk side (in process) ---------------------------------------------------------------------------
 
 
-async def make_kiosk(db: Database, broker: Broker) -> tuple[CallService, SharedCamera, AgentTransport]:
+async def make_kiosk(db: Database, broker: Broker, fps: float = FPS,
+                     ) -> tuple[CallService, SharedCamera, AgentTransport]:
     rtc.restrict_host_addresses(LOOPBACK)
-    camera = SharedCamera(StampedSource())
+    camera = SharedCamera(StampedSource(fps))
     await camera.start()
     transport = await AgentTransport(broker.port, client_id=f"kiosk-{time.monotonic_ns()}").connect()
     service = CallService(db=db, settings=CallSettings(host_addresses=LOOPBACK), topics=CallTopics(
@@ -161,6 +165,46 @@ async def bench_aiortc_officer(db: Database, broker: Broker, calls: int) -> tupl
     return setups, latencies
 
 
+async def bench_frame_rate(db: Database, broker: Broker, camera_fps: float, window: float,
+                           ) -> tuple[float, float, list[float]]:
+    """(camera frames/s captured, frames/s the officer received, latencies ms) over ``window`` s."""
+    service, camera, transport = await make_kiosk(db, broker, camera_fps)
+    officer_t = await AgentTransport(broker.port, client_id=f"officer-{camera_fps:g}").connect()
+    officer = AiortcOfficer(officer_t, root=ROOTTOPIC, ward=WARD, name="bench")
+    await officer.start()
+    try:
+        call_id = await service.start_call()
+        officer_call = await officer.accept(await officer.next_ring())
+        assert officer_call is not None
+        await service.wait_for(call_id, "connected", timeout=15)
+        received: list[float] = []
+        latencies: list[float] = []
+
+        def on_frame(frame: Any) -> None:
+            received.append(time.monotonic())
+            ms = latency_ms(frame.to_ndarray(format="bgr24"))
+            if ms is not None:
+                latencies.append(ms)
+
+        officer_call.peer.on_video_frame = on_frame
+        await asyncio.sleep(2.0)  # let the encoder's bitrate settle before counting
+        start_frames, start = camera.stats().frames_read, time.monotonic()
+        count0 = len(received)
+        await asyncio.sleep(window)
+        elapsed = time.monotonic() - start
+        captured = (camera.stats().frames_read - start_frames) / elapsed
+        got = (len(received) - count0) / elapsed
+        await officer.hangup(officer_call)
+        await service.wait_for(call_id, "ended", timeout=5)
+    finally:
+        await officer.close()
+        await officer_t.close()
+        await service.stop()
+        await transport.close()
+        await camera.stop()
+    return captured, got, latencies
+
+
 async def bench_chromium(db: Database, broker: Broker, calls: int) -> list[float]:
     from playwright.async_api import async_playwright
 
@@ -180,7 +224,9 @@ async def bench_chromium(db: Database, broker: Broker, calls: int) -> list[float
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = await browser.new_page()
             await page.goto(f"http://127.0.0.1:{port}/officer?broker=ws://127.0.0.1:{broker.ws_port}"
-                            f"&wards={WARD}&officer=bench&loopback=1&autoconnect=1")
+                            f"&wards={WARD}&username=bench&loopback=1")
+            await page.fill("#password", "bench")
+            await page.click("#connect")
             await page.wait_for_function("window.officerState && window.officerState.status === 'connected'")
             for i in range(calls):
                 call_id = await service.start_call()
@@ -322,7 +368,26 @@ def _officer_frame(index: int) -> np.ndarray[Any, Any]:
     return frame
 
 
+async def frame_rates(window: float) -> None:
+    max_fps = CallSettings().max_fps
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp)).start()
+        db = Database(Path(tmp) / "kiosk.db").open()
+        try:
+            for camera_fps in (15.0, 25.0, 30.0):
+                captured, got, lat = await bench_frame_rate(db, broker, camera_fps, window)
+                target = min(captured, max_fps)
+                print(f"camera {camera_fps:g} fps (captured {captured:.1f}/s), max_fps {max_fps:g}: officer "
+                      f"received {got:.1f} fps, ratio {got / target:.2f} of {target:.1f}; latency median "
+                      f"{statistics.median(lat) if lat else float('nan'):.0f} ms, p95 "
+                      f"{pct(lat, 0.95) if lat else float('nan'):.0f} ms")
+        finally:
+            db.close()
+            broker.kill()
+
+
 async def main(calls: int, window: float) -> None:
+    await frame_rates(window)
     with tempfile.TemporaryDirectory() as tmp:
         broker = Broker(Path(tmp)).start()
         db = Database(Path(tmp) / "kiosk.db").open()
@@ -354,8 +419,11 @@ if __name__ == "__main__":
     parser.add_argument("--window", type=float, default=8.0)
     parser.add_argument("--sender", choices=("bare", "kiosk"))
     parser.add_argument("--port", type=int)
+    parser.add_argument("--fps-only", action="store_true", help="Only the frame rate per camera rate.")
     args = parser.parse_args()
-    if args.sender:
+    if args.fps_only:
+        asyncio.run(frame_rates(args.window))
+    elif args.sender:
         asyncio.run(sender_process(args.sender, args.port, args.window))
     else:
         asyncio.run(main(args.calls, args.window))

@@ -157,7 +157,8 @@ async def test_call_media_end_to_end_and_officer_hangup(rig: Rig) -> None:
     port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/api/calls/{call_id}/video.mjpeg") as resp:
+            async with http.get(f"http://127.0.0.1:{port}/api/calls/{call_id}/video.mjpeg",
+                                headers={"X-Call-Token": service.token(call_id)}) as resp:
                 assert resp.status == 200
                 assert resp.headers["Content-Type"].startswith("multipart/x-mixed-replace")
                 body = b""

@@ -56,3 +56,46 @@ async def test_call_start_rings_through_the_daemon(kiosk_env: dict[str, str], tm
         if daemon.poll() is None:
             daemon.kill()
             daemon.communicate()
+
+
+async def test_sigterm_after_call_churn_stops_within_seconds(kiosk_env: dict[str, str], mosquitto: Broker) -> None:
+    import time
+
+    import aiohttp
+    web = free_port()
+    env = {**kiosk_env, "KIOSK_MQTT__URL": mosquitto.url, "KIOSK_WEB__PORT": str(web), "KIOSK_CAMERA__SOURCE": "demo:",
+           "KIOSK_CALL__MICROPHONE": "tone:440", "KIOSK_CALL__SPEAKER": "null", "KIOSK_VOICE__SINK": "null",
+           "KIOSK_CALL__HOST_ADDRESSES": '["127.0.0.1"]'}
+    daemon = subprocess.Popen([*KIOSK, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        await asyncio.to_thread(wait_port, web, 30)
+        base = f"http://127.0.0.1:{web}/api/calls"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # polling another process until its MQTT connection is up (≤ 20 s)
+                async with http.post(base, json={}) as resp:
+                    last = await resp.text()
+                    if resp.status == 201:
+                        call = await resp.json()
+                        break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(last)
+            async with http.delete(f"{base}/{call['call']}", headers={"X-Call-Token": call["token"]}) as resp:
+                assert resp.status == 200
+            for _ in range(40):  # start and hang up: each call builds and closes an aiortc peer
+                async with http.post(base, json={}) as resp:
+                    assert resp.status == 201, await resp.text()
+                    call = await resp.json()
+                async with http.delete(f"{base}/{call['call']}", headers={"X-Call-Token": call["token"]}) as resp:
+                    assert resp.status == 200
+            async with http.post(base, json={}) as resp:  # and one still ringing at SIGTERM
+                assert resp.status == 201
+        sent = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(daemon.communicate, timeout=10)  # the bound: far below 85 s
+        assert daemon.returncode == 0, err
+        assert time.monotonic() - sent < 10
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()

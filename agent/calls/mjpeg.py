@@ -29,6 +29,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class VideoCalls(Protocol):
     def remote_video(self, call_id: str) -> RemoteVideo: ...
 
+    def check_token(self, call_id: str, token: str | None) -> None: ...
+
 
 async def stream(
     request: web.Request, video: RemoteVideo, *, max_fps: float = 15.0, quality: int = 5, idle_timeout: float = 10.0
@@ -71,6 +73,8 @@ def handler(calls: VideoCalls, *, max_fps: float = 15.0) -> Handler:
 
     async def video_mjpeg(request: web.Request) -> web.StreamResponse:
         try:
+            token = request.headers.get("X-Call-Token") or request.query.get("token")
+            calls.check_token(request.match_info["id"], token)  # the officer's face is for the caller only
             video = calls.remote_video(request.match_info["id"])
         except KioskError as exc:
             return web.json_response({"error": exc.message, "code": exc.code}, status=exc.http_status)

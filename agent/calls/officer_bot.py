@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -123,7 +124,13 @@ class AiortcOfficer:
         offer = await asyncio.wait_for(offer_for_me(), timeout)
         if offer is None:
             return None
-        peer = rtc.OfficerPeer(self.config, microphone=self.microphone, speaker=self.speaker)
+        config = self.config
+        servers = offer.get("iceServers")
+        if isinstance(servers, list) and servers:  # the call's TURN credentials come with the offer
+            config = dataclasses.replace(config, ice_servers=[
+                rtc.IceServerSpec(list(i.get("urls", [])), i.get("username"), i.get("credential"))
+                for i in servers if isinstance(i, dict)])
+        peer = rtc.OfficerPeer(config, microphone=self.microphone, speaker=self.speaker)
         officer_call = OfficerCall(ring.kiosk, ring.call, peer, queue)
         self._calls.append(officer_call)
         answer = await peer.answer(str(offer["sdp"]))

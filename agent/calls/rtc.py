@@ -63,12 +63,16 @@ class CallMediaError(KioskError):
 
 # --- ICE ---------------------------------------------------------------------------------------------
 
-_original_get_host_addresses = aioice.ice.get_host_addresses
+# Looked up, not imported: an aioice without it must not stop the daemon (tickets need no calls), only
+# calls (restrict_host_addresses raises, CallService refuses calls).
+_original_get_host_addresses: Callable[[bool, bool], list[str]] | None = getattr(
+    aioice.ice, "get_host_addresses", None)
 _host_addresses: list[str] | None = None
 
 
 def _configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     if _host_addresses is None:
+        assert _original_get_host_addresses is not None  # restrict_host_addresses checked it
         return list(_original_get_host_addresses(use_ipv4, use_ipv6))
     return [
         a for a in _host_addresses
@@ -85,6 +89,14 @@ def restrict_host_addresses(addresses: Sequence[str]) -> None:
     global _host_addresses
     for address in addresses:
         ipaddress.ip_address(address)
+    gather = getattr(getattr(aioice.ice, "Connection", None), "gather_candidates", None)
+    names = getattr(getattr(gather, "__code__", None), "co_names", ())
+    if (_original_get_host_addresses is None or getattr(aioice.ice, "get_host_addresses", None) is None
+            or "get_host_addresses" not in names):
+        # An aioice that no longer gathers through this function would silently offer every interface
+        # (a 4G modem's public address): refuse instead.
+        raise CallMediaError(f"aioice {getattr(aioice, '__version__', '?')} no longer looks host addresses up "
+                             "through aioice.ice.get_host_addresses: call.host_addresses cannot be enforced")
     _host_addresses = list(addresses) or None
     aioice.ice.get_host_addresses = _configured_host_addresses
 
@@ -141,7 +153,9 @@ class CameraTrack(VideoStreamTrack):
         self._max = (max_width, max_height)
         self._period = 1.0 / max_fps
         self._t0: float | None = None
-        self._last_sent = 0.0
+        self._due: float | None = None  # when the next frame is due on the max_fps schedule
+        self._last_at: float | None = None
+        self._camera_interval = self._period  # a running estimate of the camera's frame interval
         self._last_pts = -1
         self.sent = 0
 
@@ -156,9 +170,8 @@ class CameraTrack(VideoStreamTrack):
             except StopAsyncIteration:
                 self.stop()
                 raise MediaStreamError from None
-            if frame.at - self._last_sent >= 0.9 * self._period:
+            if self._keep(frame.at):
                 break
-        self._last_sent = frame.at
         if self._t0 is None:
             self._t0 = frame.at
         height, width = frame.image.shape[:2]
@@ -172,6 +185,22 @@ class CameraTrack(VideoStreamTrack):
         video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self.sent += 1
         return video
+
+    def _keep(self, at: float) -> bool:
+        """Whether the frame captured at ``at`` is sent: paced against a fixed schedule (one slot per
+        max_fps period), not against the last frame sent, so capture jitter does not drop every other
+        frame. A frame may come early by up to half the camera's interval (or half a period): one
+        frame is kept per slot, the nearest to it that has arrived."""
+        if self._last_at is not None and 0 < at - self._last_at < 1.0:
+            self._camera_interval += 0.1 * ((at - self._last_at) - self._camera_interval)
+        self._last_at = at
+        if self._due is None or at - self._due > self._period:
+            self._due = at  # the first frame, or after a stall: restart the schedule, no catch-up burst
+        slack = 0.5 * min(self._period, self._camera_interval)
+        if at < self._due - slack:
+            return False
+        self._due += self._period
+        return True
 
     def stop(self) -> None:
         super().stop()

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent.calls import rtc
+from agent.calls import rtc, turn
 from agent.calls import signalling as sig
 from agent.calls.signalling import CallTopics, Message, SignalError, SignalTransport, Subscription
 from agent.clock import Clock, rfc3339, system_clock
-from agent.errors import InvalidInput, KioskError, NotFound, Refused
+from agent.errors import InvalidInput, KioskError, NotFound, Refused, Unauthorized
 from agent.settings import CallSettings
 from agent.store import events
 from agent.store.db import Database
@@ -58,6 +59,8 @@ class Call:
     id: str
     service: str | None
     ticket: str | None
+    # The secret the kiosk screen that started the call holds; watching and hanging up need it.
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     state: CallStateName = "ringing"
     officer: str | None = None
     session: str | None = None
@@ -69,6 +72,7 @@ class Call:
     reason: str | None = None
     callback_left: bool = False
     peer: rtc.KioskPeer | None = None
+    ice_servers: list[rtc.IceServerSpec] = field(default_factory=list, repr=False)
     hangup_requested: asyncio.Future[str] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -90,8 +94,24 @@ class Call:
         self.changed = asyncio.Event()
 
 
+def _ice_json(server: rtc.IceServerSpec) -> dict[str, Any]:
+    """An RTCIceServer dictionary, as browsers take it."""
+    entry: dict[str, Any] = {"urls": list(server.urls)}
+    if server.username is not None:
+        entry["username"] = server.username
+    if server.credential is not None:
+        entry["credential"] = server.credential
+    return entry
+
+
 class CallService:
-    """Starts and ends the kiosk's calls; one at a time. ``start()``/``stop()`` bracket its life."""
+    """Starts and ends the kiosk's calls; one at a time. ``start()``/``stop()`` bracket its life.
+
+    Finished calls are kept only as a bounded history (``HISTORY`` calls, without their media) so
+    ``state()`` can still show the last ones and a missed call can take a callback request.
+    """
+
+    HISTORY = 16
 
     def __init__(
         self,
@@ -117,10 +137,16 @@ class CallService:
         self._current: Call | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._ice_fault: str | None = None
 
     # -- life cycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
-        rtc.restrict_host_addresses(self.settings.host_addresses)
+        try:
+            rtc.restrict_host_addresses(self.settings.host_addresses)
+        except rtc.CallMediaError as exc:
+            # The rest of the kiosk runs on; calls are refused rather than offering every interface.
+            self._ice_fault = exc.message
+            logger.error("video calls refused: %s", exc.message)
 
     async def stop(self) -> None:
         """End the current call (reason ``shutdown``) and wait for its task."""
@@ -146,6 +172,8 @@ class CallService:
             raise Refused("Cuộc gọi video chưa được bật trên ki-ốt này.", code="calls_disabled")
         if self._stopping:
             raise Refused("Ki-ốt đang tắt.", code="shutting_down")
+        if self._ice_fault is not None:
+            raise Refused("Cuộc gọi video tạm ngừng do lỗi cấu hình mạng của ki-ốt.", code="calls_unsafe_ice")
         if self._current is not None and self._current.state in ACTIVE_STATES:
             raise CallBusy("Đang có một cuộc gọi khác, xin vui lòng chờ.")
         for name, value in (("service", service), ("ticket", ticket)):
@@ -153,10 +181,16 @@ class CallService:
                 raise InvalidInput(f"{name} must be a string of 1-64 characters")
         call = Call(id=secrets.token_hex(8), service=service, ticket=ticket)
         call.hangup_requested = asyncio.get_running_loop().create_future()
+        # Subscribe before ringing: an accept published right after the ring must not be missed. A
+        # failure (broker down) refuses this call and must not leave the line busy for later ones.
+        self._current = call  # held during the await: a concurrent start is busy
+        try:
+            subscription = await self.transport.subscribe(self.topics.officer_topic(call.id))
+        except BaseException:
+            self._current = None
+            raise
         self._calls[call.id] = call
-        self._current = call
-        # Subscribe before ringing: an accept published right after the ring must not be missed.
-        subscription = await self.transport.subscribe(self.topics.officer_topic(call.id))
+        self._forget_old_calls()
         task = asyncio.get_running_loop().create_task(self._run(call, subscription), name=f"call-{call.id}")
         self._tasks[call.id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(call.id, None))
@@ -171,6 +205,24 @@ class CallService:
             if task is not None:
                 await asyncio.shield(task)
         return call.info()
+
+    def token(self, call_id: str) -> str:
+        """The call's secret, for the POST response only (never in ``state()`` or any event)."""
+        return self._get(call_id).token
+
+    def check_token(self, call_id: str, token: str | None) -> None:
+        """Raise unless ``token`` is the call's secret (compared in constant time)."""
+        call = self._get(call_id)
+        if not token or not hmac.compare_digest(token.encode(), call.token.encode()):
+            raise Unauthorized("Không có quyền với cuộc gọi này.", code="call_token_invalid")
+
+    def registry_size(self) -> int:
+        return len(self._calls)
+
+    def _forget_old_calls(self) -> None:
+        finished = [c for c in self._calls.values() if c.state not in ACTIVE_STATES]
+        for call in finished[: max(0, len(finished) - self.HISTORY)]:
+            del self._calls[call.id]
 
     def state(self, call_id: str | None = None) -> dict[str, Any] | None:
         """One call's state, or the current (last) call's; None when there has been none."""
@@ -249,7 +301,23 @@ class CallService:
         inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=64)
         reader = asyncio.get_running_loop().create_task(self._read(call, subscription, inbox), name="call-signal-in")
         camera = self.camera.subscribe(f"call-{call.id}")
-        peer = rtc.KioskPeer(self._peer_config(), camera=camera, microphone=self.microphone, speaker=self.speaker)
+        try:
+            # Reads the TURN credential among others: a missing file must end this call, not leave it
+            # ringing forever with every later call refused as busy.
+            call.ice_servers = self._ice_servers(call)
+            peer = rtc.KioskPeer(self._peer_config(call), camera=camera, microphone=self.microphone,
+                                 speaker=self.speaker)
+        except (KioskError, OSError, ValueError) as exc:  # a missing or unreadable secret, a bad setting
+            logger.error("call %s: setup failed: %s", call.id, exc)
+            camera.close()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            with contextlib.suppress(Exception):
+                await subscription.close()
+            await self._end(call, "system", "setup_failed")
+            self._forget_old_calls()
+            return
         call.peer = peer
         offer = asyncio.get_running_loop().create_task(peer.offer(), name="call-offer")
         try:
@@ -274,11 +342,29 @@ class CallService:
                 await reader
             with contextlib.suppress(Exception):
                 await subscription.close()
+            call.peer = None  # the peer holds the media buffers (~200 kB): free them with the call
             call.changed.set()
+            self._forget_old_calls()
 
-    def _peer_config(self) -> rtc.PeerConfig:
+    def _ice_servers(self, call: Call) -> list[rtc.IceServerSpec]:
+        """This call's ICE servers; a shared-secret TURN server gets credentials that expire when the
+        call can last no longer (they reach the officer in the offer, never over HTTP)."""
         s = self.settings
-        servers = [rtc.IceServerSpec(list(i.urls), i.username, i.password()) for i in s.ice_servers]
+        expiry = int(self.clock().timestamp() + s.ring_timeout_seconds + s.connect_timeout_seconds
+                     + s.max_minutes * 60 + 60)
+        servers = []
+        for i in s.ice_servers:
+            secret = i.shared_secret()
+            if secret is not None:
+                username, password = turn.rest_credentials(secret, call.id, expiry)
+                servers.append(rtc.IceServerSpec(list(i.urls), username, password))
+            else:
+                servers.append(rtc.IceServerSpec(list(i.urls), i.username, i.password()))
+        return servers
+
+    def _peer_config(self, call: Call) -> rtc.PeerConfig:
+        s = self.settings
+        servers = call.ice_servers
         return rtc.PeerConfig(
             ice_servers=servers, relay_only=s.ice_transport_policy == "relay", max_width=s.max_width,
             max_height=s.max_height, max_fps=s.max_fps, heartbeat_interval=s.heartbeat_interval_seconds,
@@ -376,6 +462,8 @@ class CallService:
             await self._end(call, "kiosk", "connect_failed")
             return
         offer_msg: Message = {"type": sig.OFFER, "sdp": sdp, "officer": call.officer}
+        if call.ice_servers:  # to the accepted officer only (not in the ring every console sees)
+            offer_msg["iceServers"] = [_ice_json(i) for i in call.ice_servers]
         if call.session is not None:
             offer_msg["session"] = call.session
         await self._send(call, offer_msg)

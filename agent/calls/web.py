@@ -1,10 +1,13 @@
 """HTTP routes of calls, for the web server to mount: the kiosk's call API and the officer console.
 
-    POST   /api/calls                    {"service"?, "ticket"?} → 201 {"call", "state", ...}
-    GET    /api/calls/{id}               → the call's state
-    DELETE /api/calls/{id}               → hang up; the final state
-    POST   /api/calls/{id}/callback      {"ticket"?, "service"?} → 201, after a missed call
-    GET    /api/calls/{id}/video.mjpeg   the officer's video for the kiosk screen
+    POST   /api/calls                    {"service"?, "ticket"?} → 201 {"call", "token", "state", ...}
+    GET    /api/calls/{id}               → the call's state (never the token)
+    DELETE /api/calls/{id}               → hang up; the final state                       [token]
+    POST   /api/calls/{id}/callback      {"ticket"?, "service"?} → 201, after a missed call [token]
+    GET    /api/calls/{id}/video.mjpeg   the officer's video for the kiosk screen         [token]
+
+[token]: the per-call secret of the POST response, as header ``X-Call-Token`` or query ``?token=``
+(an ``<img src>`` cannot send headers). Without it: 401 ``call_token_invalid``, and the call goes on.
     GET    /officer                      the officer console (static page, MQTT over WebSockets)
     GET    /officer/config.json          topic root, ward, broker URL, ICE servers for the console
 """
@@ -57,6 +60,11 @@ def _opt_str(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def request_token(request: web.Request) -> str | None:
+    """The per-call token a request presents (header first, then the query for ``<img src>``)."""
+    return request.headers.get("X-Call-Token") or request.query.get("token")
+
+
 def call_routes(calls: CallService, *, mjpeg_fps: float = 15.0) -> list[web.RouteDef]:
     """The kiosk's call API (its JSON errors follow the rest of the API)."""
 
@@ -64,7 +72,8 @@ def call_routes(calls: CallService, *, mjpeg_fps: float = 15.0) -> list[web.Rout
         try:
             body = await _body(request)
             call_id = await calls.start_call(_opt_str(body, "service"), _opt_str(body, "ticket"))
-            return web.json_response(calls.state(call_id), status=201)
+            return web.json_response({**(calls.state(call_id) or {}), "token": calls.token(call_id)},
+                                     status=201, headers={"Cache-Control": "no-store"})
         except KioskError as exc:
             return _error(exc)
 
@@ -76,6 +85,7 @@ def call_routes(calls: CallService, *, mjpeg_fps: float = 15.0) -> list[web.Rout
 
     async def hangup(request: web.Request) -> web.Response:
         try:
+            calls.check_token(request.match_info["id"], request_token(request))
             return web.json_response(await calls.hangup(request.match_info["id"]))
         except KioskError as exc:
             return _error(exc)
@@ -84,6 +94,7 @@ def call_routes(calls: CallService, *, mjpeg_fps: float = 15.0) -> list[web.Rout
         try:
             body = await _body(request)
             call_id = request.match_info["id"]
+            calls.check_token(call_id, request_token(request))
             calls.leave_callback(call_id, ticket=_opt_str(body, "ticket"), service=_opt_str(body, "service"))
             return web.json_response(calls.state(call_id), status=201)
         except KioskError as exc:
@@ -99,16 +110,12 @@ def call_routes(calls: CallService, *, mjpeg_fps: float = 15.0) -> list[web.Rout
 
 
 def officer_config(settings: Settings) -> dict[str, Any]:
-    """What the console needs to know; the broker credentials are typed in by the officer."""
-    servers: list[dict[str, Any]] = []
-    for server in settings.call.ice_servers:
-        entry: dict[str, Any] = {"urls": list(server.urls)}
-        if server.username is not None:
-            entry["username"] = server.username
-        password = server.password()
-        if password is not None:
-            entry["credential"] = password
-        servers.append(entry)
+    """What the console needs to know; the broker credentials are typed in by the officer.
+
+    No TURN credential here (anyone on the LAN may fetch this): the kiosk sends the call's ICE
+    servers with their credentials inside the offer, to the officer who accepted.
+    """
+    servers = [{"urls": list(server.urls)} for server in settings.call.ice_servers]
     return {
         "root": settings.mqtt.root,
         "wards": [settings.device.ward],

@@ -21,12 +21,15 @@ from agent.errors import KioskError
 _FINAL = ("ended", "missed")
 
 
-def _api(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _api(method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
     web = STATE.settings().web
     host = "127.0.0.1" if web.host in ("0.0.0.0", "::", "") else web.host
     url = f"http://{host}:{web.port}{path}"
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["X-Call-Token"] = token  # the per-call secret the start response gave
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             doc = json.loads(response.read() or b"{}")
@@ -85,6 +88,10 @@ def register(app: typer.Typer) -> None:
         _show(_api("GET", f"/api/calls/{call}"), as_json)
 
     @call_app.command("hangup")
-    def hangup(call: Annotated[str, typer.Argument(help="Call id.")], as_json: JsonOpt = False) -> None:
+    def hangup(
+        call: Annotated[str, typer.Argument(help="Call id.")],
+        token: Annotated[str, typer.Option("--token", help="The call's token (printed by `call start --json`).")],
+        as_json: JsonOpt = False,
+    ) -> None:
         """End a call from the kiosk side."""
-        _show(_api("DELETE", f"/api/calls/{call}"), as_json)
+        _show(_api("DELETE", f"/api/calls/{call}", token=token), as_json)

@@ -32,6 +32,9 @@ def problems(settings: Settings) -> list[str]:
     check("voice.sink", lambda: audio.open_sink(settings.voice.sink))
     check("call.speaker", lambda: audio.open_sink(settings.call.speaker))
     check("call.microphone", lambda: audio.open_source(settings.call.microphone))
+    for index, server in enumerate(settings.call.ice_servers):
+        # An unreadable TURN credential used to leave calls ringing forever: report it before the day.
+        check(f"call.ice_servers[{index}]", lambda s=server: (s.password(), s.shared_secret()))  # type: ignore[misc]
     for key_id, text in settings.checkin.appointment_keys.items():
         check(f"checkin.appointment_keys.{key_id}", lambda text=text: load_public_key(text))  # type: ignore[misc]
     if catalogue is not None:

@@ -1,8 +1,8 @@
 // Officer console: watch the ward's kiosks ringing, accept, see and hear the resident, hang up.
 // Signalling (ARCHITECTURE.md "Call signalling") over MQTT over WebSockets with the vendored mqtt.js.
-// Query parameters (prefill, for tests and bookmarks): broker, username, password, wards, officer,
-// loopback=1 (keep only 127.0.0.1/::1 candidates in the answer; Chromium then needs
-// --allow-loopback-in-peer-connection), autoconnect=1.
+// Query parameters (prefill, for tests and bookmarks): broker, username, wards, loopback=1 (keep only 127.0.0.1/::1 candidates in the answer; Chromium then needs
+// --allow-loopback-in-peer-connection). Never the password: a URL ends up in history and logs.
+// The officer logs in with a personal broker account; the name shown to the kiosk is that user name.
 "use strict";
 
 (function () {
@@ -68,7 +68,7 @@
       return;
     }
     if (cur && cur.call === t.call) {
-      if (m.type === "offer" && m.session === session) { answer(m.sdp); return; }
+      if (m.type === "offer" && m.session === session) { answer(m.sdp, m.iceServers); return; }
       if (m.type === "offer" || (m.type === "taken" && m.session === session)) {
         say("Cán bộ khác đã nhận cuộc gọi này."); endLocal("taken"); return;
       }
@@ -86,11 +86,13 @@
     if (ev) ev.preventDefault();
     const url = $("broker").value.trim();
     const wards = $("wards").value.split(",").map((w) => w.trim()).filter(Boolean);
-    if (!url || !wards.length || !$("officer").value.trim()) { say("Vui lòng điền đủ thông tin."); return; }
+    if (!url || !wards.length || !$("username").value.trim() || !$("password").value) {
+      say("Vui lòng điền đủ thông tin."); return;
+    }
     config.wards = wards;
     if (client) client.end(true);
     client = mqtt.connect(url, {
-      username: $("username").value || undefined, password: $("password").value || undefined,
+      username: $("username").value.trim(), password: $("password").value,
       clean: true, reconnectPeriod: 2000, connectTimeout: 10000, protocolVersion: 4,
     });
     client.on("connect", () => {
@@ -106,7 +108,11 @@
     });
     client.on("error", (err) => { state.lastError = String(err); say("Lỗi kết nối: " + err.message); });
     client.on("offline", () => setStatus("Mất kết nối, đang thử lại…"));
-    client.on("message", onMessage);
+    client.on("message", (topic, payload, packet) => {
+      // The kiosk never retains signalling: a retained message is stale (or planted) and must not ring.
+      if (packet && packet.retain) return;
+      onMessage(topic, payload);
+    });
   }
 
   async function accept(id) {
@@ -122,7 +128,7 @@
     $("peer-kiosk").textContent = r.kiosk;
     $("callstate").textContent = "đang kết nối…";
     $("incall").hidden = false;
-    publish(r, { type: "accept", officer: $("officer").value.trim(), session });
+    publish(r, { type: "accept", officer: $("username").value.trim(), session });
     try {
       state.current.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
       $("local").srcObject = state.current.stream;
@@ -148,10 +154,12 @@
     });
   }
 
-  async function answer(sdp) {
+  async function answer(sdp, iceServers) {
     const cur = state.current;
     if (!cur || cur.pc) return;
-    const pc = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: config.iceTransportPolicy });
+    // The call's TURN credentials come inside the offer (time-limited, per call), never over HTTP.
+    const servers = Array.isArray(iceServers) ? iceServers : config.iceServers;
+    const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: config.iceTransportPolicy });
     cur.pc = pc;
     const dc = pc.createDataChannel("heartbeat", { negotiated: true, id: 0 });
     cur.dc = dc;
@@ -244,10 +252,7 @@
     $("broker").value = params.get("broker") || config.brokerUrl || "";
     $("wards").value = params.get("wards") || config.wards.join(",");
     $("username").value = params.get("username") || "";
-    $("password").value = params.get("password") || "";
-    $("officer").value = params.get("officer") || "";
     if (params.get("root")) config.root = params.get("root");
-    if (params.get("autoconnect") === "1") connect();
   }
 
   $("login").addEventListener("submit", connect);
