@@ -65,6 +65,10 @@ class QueueSettings(Section):
     )
     estimate_window: int = Field(20, ge=1, le=500, description="Recent services used to estimate waiting time.")
     enforce_hours: bool = Field(True, description="Refuse tickets outside the catalogue's opening hours.")
+    clock_tolerance_seconds: float = Field(
+        120, ge=0, le=3600,
+        description="Refuse tickets while the clock is more than this behind the event log's latest time.",
+    )
 
 
 class MqttSettings(Section):

@@ -17,6 +17,7 @@ from agent.clock import rfc3339
 from agent.ids import uuid7
 
 ENVELOPE_VERSION = 1
+HIGH_WATER_KEY = "clock_high_water"
 
 EVENT_TYPES = frozenset({
     "ticket.issued", "ticket.called", "ticket.recalled", "ticket.serving", "ticket.transferred",
@@ -57,6 +58,10 @@ def append(conn: sqlite3.Connection, type_: str, data: dict[str, Any], at: datet
     cur = conn.execute("INSERT INTO events(id, type, at, data) VALUES (?, ?, ?, ?)", (event_id, type_, stamp, body))
     seq = cur.lastrowid
     assert seq is not None
+    # The latest time the log has seen (RFC 3339 UTC strings of one format sort as times): the queue
+    # refuses to issue under a clock earlier than this (a box booting with yesterday's time).
+    conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+                 "SET value = max(value, excluded.value)", (HIGH_WATER_KEY, stamp))
     return Event(seq=seq, id=event_id, type=type_, at=stamp, data=data)
 
 
@@ -70,3 +75,9 @@ def last_seq(conn: sqlite3.Connection) -> int:
     # sqlite_sequence keeps the high-water mark even after pruning old events.
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
     return 0 if row is None else int(row[0])
+
+
+def high_water(conn: sqlite3.Connection) -> str | None:
+    """The latest event time ever logged (RFC 3339), pruned events included."""
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (HIGH_WATER_KEY,)).fetchone()
+    return None if row is None else str(row[0])
