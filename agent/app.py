@@ -116,6 +116,12 @@ def record_start(core: Core, clock: Clock) -> int:
     return boot
 
 
+def register_storage_hooks(hooks: SyncHooks, core: Core) -> None:
+    """The storage's state in telemetry: a recovery from a corrupt database stays visible until restart."""
+    recovery = core.recovery
+    hooks.telemetry.add("storage", lambda: {"recovered": recovery.public() if recovery is not None else None})
+
+
 def register_printer_hooks(hooks: SyncHooks, printing: PrintService | None) -> None:
     """The printer's health in telemetry (`kiosk fleet status` alerts on it)."""
     if printing is not None:
@@ -177,7 +183,7 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         # The store and the event log everything else consumes.
-        core = Core.open(settings, clock)
+        core = Core.open(settings, clock, recover=True)  # a corrupt database is kept aside, not crash-looped on
         stack.callback(core.close)
         boot = record_start(core, clock)
         feed = EventFeed(core.db)
@@ -213,6 +219,7 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         stack.push_async_callback(web.stop)
         register_hooks(agent, announcer, calls)
         register_printer_hooks(agent.hooks, printing)
+        register_storage_hooks(agent.hooks, core)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(feed_loop(agent, stop))
             tg.create_task(sweep_loop(agent, stop))

@@ -26,6 +26,7 @@ EVENT_TYPES = frozenset({
     "call.missed", "rating.submitted", "feedback.submitted", "device.fault", "device.recovered",
     "config.applied", "agent.started",
     "printer.fault", "printer.recovered", "ticket.print_requested",
+    "storage.recovered",
 })
 
 
