@@ -29,7 +29,7 @@ from agent.checkin.service import CheckinService
 from agent.clock import Clock, system_clock
 from agent.core import Core
 from agent.demo_payloads import demo_payloads
-from agent.ops.systemd import Liveness, Notifier, watchdog_interval, watchdog_loop
+from agent.ops.systemd import Liveness, Notifier, publish_screen_url, watchdog_interval, watchdog_loop
 from agent.printing.service import PrintService
 from agent.printing.web import printer_routes
 from agent.printing.wiring import build_print_service
@@ -216,6 +216,7 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         web = WebServer(core, feed, announcer=announcer, clock=clock, identities=agent.checkin, extra_routes=routes,
                         metrics=metrics)
         await web.start()  # bound before READY: the screens work as soon as systemd says so
+        publish_screen_url(web.host, web.port)  # kiosk-screen.service opens this URL
         stack.push_async_callback(web.stop)
         register_hooks(agent, announcer, calls)
         register_printer_hooks(agent.hooks, printing)

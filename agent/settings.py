@@ -457,8 +457,29 @@ def read_secret(path: Path) -> str:
         raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
 
 
-def format_validation_error(exc: ValidationError) -> list[str]:
-    """One line per problem, each starting with its dotted key path."""
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s\"']*):[^@/\s\"']*@")
+
+
+def redact_url(text: str) -> str:
+    """`mqtts://user:secret@host` → `mqtts://user:***@host`: a password in a URL is still a password."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}:***@", text)
+
+
+def _is_secret(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> bool:
+    """Whether the setting at `loc` is (or is inside) a SecretStr field: its value is never shown."""
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return False
+        annotation = model.model_fields[part].annotation
+        if "SecretStr" in str(annotation):
+            return True
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return False
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """One line per problem, each starting with its dotted key path; secrets' values are never echoed
+    (a PIN typed without quotes is an integer, and its error would print it)."""
     lines = []
     for err in exc.errors():
         path = ".".join(str(part) for part in err["loc"]) or "(root)"
@@ -466,7 +487,8 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
         value = err.get("input")
-        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        hidden = isinstance(value, dict | list) or value is None or _is_secret(model or Settings, err["loc"])
+        shown = "" if hidden else f" (got {redact_url(repr(value))})"
         lines.append(f"{path}: {msg}{shown}")
     return lines
 

@@ -6,10 +6,12 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,6 +231,10 @@ def test_units_verify(tmp_path: Path) -> None:
     for line in ("Type=notify", "WatchdogSec=", "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes",
                  "StateDirectory=ward-kiosk", "LoadCredential=", "SupplementaryGroups=video audio"):
         assert line in agent
+    # The screen opens the URL the agent is configured with (written at its start), not a fixed one.
+    screen = (tmp_path / "kiosk-screen.service").read_text(encoding="utf-8")
+    assert "127.0.0.1:8080" not in screen and "${KIOSK_SCREEN_URL}" in screen
+    assert "EnvironmentFile=/run/ward-kiosk/screen.env" in screen and "RuntimeDirectory=ward-kiosk\n" in agent
 
 
 def _notify_socket(tmp_path: Path) -> socket.socket:
@@ -242,13 +248,21 @@ def test_daemon_ready_then_watchdog(env: dict[str, str], tmp_path: Path) -> None
     sock = _notify_socket(tmp_path)
     env = {**env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "600000",
            "KIOSK_STORAGE__DATA_DIR": str(tmp_path / "state"), "KIOSK_MQTT__ENABLED": "false",
-           "KIOSK_WEB__PORT": "0", "KIOSK_CAMERA__SOURCE": "demo:"}
+           "KIOSK_WEB__PORT": "0", "KIOSK_CAMERA__SOURCE": "demo:", "RUNTIME_DIRECTORY": str(tmp_path / "run")}
+    (tmp_path / "run").mkdir()
     daemon = subprocess.Popen([*KIOSK, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         messages: list[str] = []
         while messages.count("WATCHDOG=1") < 3:
             messages += sock.recv(4096).decode().splitlines()
         assert "READY=1" in messages
+        # Before READY the agent told the screen unit where its screens are (the configured, bound port).
+        screen_env = (tmp_path / "run" / "screen.env").read_text(encoding="utf-8")
+        url = screen_env.strip().removeprefix("KIOSK_SCREEN_URL=")
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url) and not url.endswith(":0/"), screen_env
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            assert reply.status == 200
+        assert oct((tmp_path / "run" / "screen.env").stat().st_mode & 0o777) == "0o644"
         assert messages.index("READY=1") < len(messages) - 1
         daemon.send_signal(signal.SIGTERM)
         while "STOPPING=1" not in messages:
