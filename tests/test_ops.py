@@ -350,3 +350,67 @@ def test_doctor_certificate_from_another_ca(env: dict[str, str], tmp_path: Path,
     assert code == 1
     failed = [name for name, c in checks.items() if c["status"] == "fail"]
     assert failed and failed[0].startswith("broker_"), checks
+
+
+@pytest.fixture
+def service_user() -> Iterator[str]:
+    """A throwaway system user standing in for `ward-kiosk` (the tests run as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a system user")
+    name = f"wkt{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False)
+
+
+def test_provision_as_root_lets_the_service_user_read_its_config(env: dict[str, str], service_user: str) -> None:
+    import grp
+    import pwd
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="kiosk-prov-", dir="/tmp"))  # not pytest's 0700 tmp: the user must reach it
+    try:
+        base.chmod(0o755)
+        cfg, data = base / "etc", base / "state"
+        proc = provision(env, cfg, "--ward", "26740", "--kiosk", "sg-01", "--broker", "mqtt://127.0.0.1:1883",
+                         "--user", service_user, "--data-dir", str(data), "--counter-pin", "1=1234")
+        assert proc.returncode == 0, proc.stderr
+        group = grp.getgrgid(pwd.getpwnam(service_user).pw_gid).gr_name
+        for path, mode in ((cfg, 0o750), (cfg / "kiosk.toml", 0o640), (cfg / "services.toml", 0o640)):
+            st = path.stat()
+            assert (st.st_uid, grp.getgrgid(st.st_gid).gr_name, st.st_mode & 0o777) == (0, group, mode), path
+        creds = cfg / "credentials"  # read by systemd (LoadCredential=) as root, never by the user directly
+        assert (creds.stat().st_uid, creds.stat().st_mode & 0o777) == (0, 0o700)
+        assert data.stat().st_uid == pwd.getpwnam(service_user).pw_uid
+        as_user = subprocess.run(["runuser", "-u", service_user, "--", "cat", str(cfg / "kiosk.toml")],
+                                 capture_output=True, text=True)
+        assert as_user.returncode == 0 and 'ward = "26740"' in as_user.stdout, as_user.stderr
+        # The CLI run by root writes the database, and the service user can still open it for writing.
+        run_kiosk({**env, "KIOSK_QUEUE__ENFORCE_HOURS": "false"}, "-c", str(cfg / "kiosk.toml"), "ticket", "take",
+                  "khai-sinh", check=True)
+        owners = {p.name: p.stat().st_uid for p in data.iterdir()}
+        assert set(owners.values()) == {pwd.getpwnam(service_user).pw_uid}, owners
+        # (The project's interpreter lives under /root here, so the user writes with the system sqlite3.)
+        db = data / "kiosk.db"
+        wrote = subprocess.run(["runuser", "-u", service_user, "--", "sqlite3", str(db),
+                                "INSERT INTO meta(key, value) VALUES('written_by', 'service user');"],
+                               capture_output=True, text=True, timeout=60)
+        assert wrote.returncode == 0, wrote.stderr
+        with Database(db) as check:
+            assert check.meta_get("written_by") == "service user"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_cli_and_service_resolve_the_same_database(env: dict[str, str], tmp_path: Path) -> None:
+    cfg = tmp_path / "etc"
+    assert provision(env, cfg, "--ward", "26740", "--kiosk", "sg-01", "--broker", "mqtt://127.0.0.1:1883",
+                     "--user", "no-such-user-here").returncode == 0
+    shown = [json.loads(run_kiosk(e, "-c", str(cfg / "kiosk.toml"), "config", "show", "--json", check=True).stdout)
+             for e in (env, {**env, "STATE_DIRECTORY": str(tmp_path / "systemd-state")})]
+    # The data folder is written into kiosk.toml: systemd's $STATE_DIRECTORY no longer makes the service
+    # use another file than `kiosk doctor` or the counter commands.
+    assert shown[0]["_resolved"]["db"] == shown[1]["_resolved"]["db"] == str(cfg / "var" / "kiosk.db")
+    assert "data_dir =" in (cfg / "kiosk.toml").read_text(encoding="utf-8")
