@@ -237,6 +237,23 @@ def test_units_verify(tmp_path: Path) -> None:
     assert "EnvironmentFile=/run/ward-kiosk/screen.env" in screen and "RuntimeDirectory=ward-kiosk\n" in agent
 
 
+def test_units_security_exposure(tmp_path: Path) -> None:
+    """`systemd-analyze security --offline=true` of the rendered units: agent ≤ 2.0, screen ≤ 4.0."""
+    scores = {}
+    for unit in ("kiosk-agent.service", "kiosk-screen.service"):
+        text = (ROOT / "systemd" / f"{unit}.in").read_text(encoding="utf-8").replace("@PREFIX@", str(ROOT))
+        (tmp_path / unit).write_text(text, encoding="utf-8")
+        proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(tmp_path / unit)],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", proc.stdout)
+        assert found, proc.stdout + proc.stderr
+        scores[unit] = float(found[1])
+    assert scores["kiosk-agent.service"] <= 2.0 and scores["kiosk-screen.service"] <= 4.0, scores
+    agent = (tmp_path / "kiosk-agent.service").read_text(encoding="utf-8")
+    for bound in ("LimitNOFILE=", "MemoryMax=", "TasksMax="):
+        assert re.search(rf"^{bound}\S+", agent, re.M), bound
+
+
 def _notify_socket(tmp_path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify.sock"))
