@@ -35,10 +35,11 @@ from agent.printing.web import printer_routes
 from agent.printing.wiring import build_print_service
 from agent.settings import Settings
 from agent.store import events
+from agent.store.diskguard import DiskGuard
 from agent.store.feed import EventFeed
 from agent.sync.runner import Sync, SyncHooks, build_sync
 from agent.voice.announcer import Announcer
-from agent.voice.wiring import build_announcer, run_announcer, sink_spec
+from agent.voice.wiring import build_announcer, rotate_wavs, run_announcer, sink_spec, wav_folder
 from agent.web.metrics import Snapshot, WebMetrics
 from agent.web.server import WebServer
 from devices import audio
@@ -68,6 +69,7 @@ class Agent:
     # Decode times and check-in decisions of the scanner, for telemetry and /metrics.
     decode_times: DurationHistogram = field(default_factory=DurationHistogram)
     decisions: Counter[str] = field(default_factory=Counter)
+    disk: DiskGuard | None = None  # free space of the data folder, checked with each sweep
 
 
 async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
@@ -80,6 +82,12 @@ async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
             if changed:
                 logger.info("sweep closed %d tickets", changed)
             agent.checkin.prune()
+            if agent.disk is not None:
+                agent.disk.check()
+            folder = wav_folder(agent.settings)
+            if folder is not None:
+                voice = agent.settings.voice
+                rotate_wavs(folder, voice.wav_keep_files, int(voice.wav_keep_mb * 1e6))
         except Exception:  # a long-lived loop: log with traceback and keep going
             logger.exception("queue sweep failed")
         with contextlib.suppress(TimeoutError):
@@ -116,10 +124,12 @@ def record_start(core: Core, clock: Clock) -> int:
     return boot
 
 
-def register_storage_hooks(hooks: SyncHooks, core: Core) -> None:
-    """The storage's state in telemetry: a recovery from a corrupt database stays visible until restart."""
+def register_storage_hooks(hooks: SyncHooks, core: Core, disk: DiskGuard | None) -> None:
+    """The storage's state in telemetry: a recovery from a corrupt database stays visible until restart;
+    the disk guard's last measure."""
     recovery = core.recovery
-    hooks.telemetry.add("storage", lambda: {"recovered": recovery.public() if recovery is not None else None})
+    hooks.telemetry.add("storage", lambda: {"recovered": recovery.public() if recovery is not None else None,
+                                             "disk": disk.public() if disk is not None else None})
 
 
 def register_printer_hooks(hooks: SyncHooks, printing: PrintService | None) -> None:
@@ -220,7 +230,8 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         stack.push_async_callback(web.stop)
         register_hooks(agent, announcer, calls)
         register_printer_hooks(agent.hooks, printing)
-        register_storage_hooks(agent.hooks, core)
+        agent.disk = DiskGuard(core.db, clock, settings.telemetry.disk_low_mb)
+        register_storage_hooks(agent.hooks, core, agent.disk)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(feed_loop(agent, stop))
             tg.create_task(sweep_loop(agent, stop))

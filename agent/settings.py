@@ -151,6 +151,8 @@ class VoiceSettings(Section):
     sink: str = Field(
         "sounddevice", description="Where call-outs play: sounddevice[:DEVICE], wav:DIR, auto:DIR or null."
     )
+    wav_keep_files: int = Field(500, ge=1, description="wav:/auto: sinks keep at most this many call-out WAVs.")
+    wav_keep_mb: float = Field(100, gt=0, description="…and at most this many MB of them (oldest removed first).")
     volume: float = Field(0.8, ge=0, le=1, description="Gain of the whole call-out, 0..1.")
     repeat: int = Field(2, ge=1, le=5, description="How many times the sentence is said.")
     gap_seconds: float = Field(0.8, ge=0, le=10, description="Silence between the repeats.")

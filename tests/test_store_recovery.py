@@ -13,7 +13,10 @@ from agent.core import Core
 from agent.errors import StorageError
 from agent.settings import Settings
 from agent.store import events
+from agent.store.db import Database
+from agent.store.diskguard import DiskGuard
 from agent.store.recovery import RECOVERY_JUMP
+from agent.voice.wiring import rotate_wavs
 from tests.conftest import CATALOGUE, run_kiosk
 from tests.test_daemon import quiet_env, start_line_and_stop
 
@@ -86,3 +89,42 @@ def test_daemon_starts_on_a_garbage_database(kiosk_env: dict[str, str], tmp_path
     assert len(list(data.glob("kiosk.db.corrupt-*"))) == 1
     types = run_kiosk(kiosk_env, "events", "--json", check=True).stdout.splitlines()
     assert '"storage.recovered"' in types[0] and '"agent.started"' in types[1]
+
+
+def test_disk_guard_alerts_before_full_and_once(tiny_disk: Path, clock: FakeClock) -> None:
+    db = Database(tiny_disk / "kiosk.db").open()
+    try:
+        guard = DiskGuard(db, clock, low_mb=1.0)  # the tmpfs is 2 MiB: fine while empty
+        assert guard.check() is False
+        with (tiny_disk / "ballast").open("wb") as fh:
+            fh.write(b"\0" * 1_200_000)
+        assert guard.check() is True and guard.check() is True  # low: one event, not one per check
+        (tiny_disk / "ballast").unlink()
+        assert guard.check() is False
+        log = events.since(db.conn, 0)
+        assert [(e.type, e.data["device"]) for e in log] == [("device.fault", "disk"), ("device.recovered", "disk")]
+        assert log[0].data["fault"] == "low_space"
+        assert guard.public()["low"] is False and guard.public()["threshold_mb"] == 1.0
+    finally:
+        db.close()
+
+
+async def test_wav_callouts_rotate_by_count_and_bytes(tmp_path: Path) -> None:
+    import numpy as np
+
+    from devices.audio import WavFileSink
+
+    sink = WavFileSink(tmp_path / "wav")
+    for _ in range(12):
+        await sink.play(np.zeros(16000, np.int16), 16000)  # 1 s clips of 32 kB each
+    folder = tmp_path / "wav"
+    assert rotate_wavs(folder, keep_files=5, keep_bytes=10**9) == 7
+    assert sorted(p.name for p in folder.glob("*.wav")) == [f"{i:04d}.wav" for i in range(8, 13)]
+    assert rotate_wavs(folder, keep_files=100, keep_bytes=2 * 32100) == 3  # bytes bound: the 2 newest stay
+    assert sorted(p.name for p in folder.glob("*.wav")) == ["0011.wav", "0012.wav"]
+    await sink.play(np.zeros(16000, np.int16), 16000)  # numbering goes on, never reuses a name
+    assert (folder / "0013.wav").exists()
+    # A fresh sink after a restart continues after the highest left, too.
+    restarted = WavFileSink(folder)
+    await restarted.play(np.zeros(160, np.int16), 16000)
+    assert (folder / "0014.wav").exists()
