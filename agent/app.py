@@ -230,7 +230,7 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         stack.push_async_callback(web.stop)
         register_hooks(agent, announcer, calls)
         register_printer_hooks(agent.hooks, printing)
-        agent.disk = DiskGuard(core.db, clock, settings.telemetry.disk_low_mb)
+        agent.disk = DiskGuard(core.db, clock, settings.telemetry.disk_low_mb, settings.telemetry.disk_reserve_mb)
         register_storage_hooks(agent.hooks, core, agent.disk)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(feed_loop(agent, stop))

@@ -177,6 +177,9 @@ class TelemetrySettings(Section):
         True, description="Retain the last telemetry so `kiosk fleet status` sees every kiosk's health at once."
     )
     disk_low_mb: float = Field(500, ge=0, description="Telemetry flags disk_low below this many MB free.")
+    disk_reserve_mb: float = Field(
+        50, ge=0, description="Below this many MB free, ratings, feedback and reprints are refused: tickets first."
+    )
 
 
 class CameraSettings(Section):

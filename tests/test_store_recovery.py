@@ -10,14 +10,15 @@ import pytest
 
 from agent.clock import FakeClock
 from agent.core import Core
-from agent.errors import StorageError
+from agent.errors import Refused, StorageError
+from agent.queue.catalogue import Catalogue
 from agent.settings import Settings
 from agent.store import events
 from agent.store.db import Database
 from agent.store.diskguard import DiskGuard
 from agent.store.recovery import RECOVERY_JUMP
 from agent.voice.wiring import rotate_wavs
-from tests.conftest import CATALOGUE, run_kiosk
+from tests.conftest import CATALOGUE, make_queue, run_kiosk
 from tests.test_daemon import quiet_env, start_line_and_stop
 
 
@@ -128,3 +129,25 @@ async def test_wav_callouts_rotate_by_count_and_bytes(tmp_path: Path) -> None:
     restarted = WavFileSink(folder)
     await restarted.play(np.zeros(160, np.int16), 16000)
     assert (folder / "0014.wav").exists()
+
+
+def test_under_the_reserve_low_value_writes_give_way_to_tickets(tiny_disk: Path, clock: FakeClock,
+                                                                catalogue: Catalogue) -> None:
+    db = Database(tiny_disk / "kiosk.db").open()
+    try:
+        queue = make_queue(db, catalogue, clock, enforce_hours=False)
+        guard = DiskGuard(db, clock, low_mb=1.9, reserve_mb=1.0)
+        with (tiny_disk / "ballast").open("wb") as fh:
+            fh.write(b"\0" * 1_200_000)
+        assert guard.check() is True and guard.public()["refusing_low_value"] is True
+        with pytest.raises(Refused) as refused, db.write() as conn:
+            events.append(conn, "rating.submitted", {"score": 5}, clock())
+        assert refused.value.code == "disk_low"
+        assert queue.take("khai-sinh").ticket.number == "A001"  # tickets still go through
+        (tiny_disk / "ballast").unlink()
+        guard.check()
+        with db.write() as conn:
+            events.append(conn, "rating.submitted", {"score": 5}, clock())
+        assert [e.type for e in events.since(db.conn, 0)][-1] == "rating.submitted"
+    finally:
+        db.close()

@@ -17,10 +17,12 @@ logger = logging.getLogger(__name__)
 
 
 class DiskGuard:
-    def __init__(self, db: Database, clock: Clock, low_mb: float) -> None:
+    def __init__(self, db: Database, clock: Clock, low_mb: float, reserve_mb: float = 0.0) -> None:
         self.db = db
         self.clock = clock
         self.low_mb = low_mb
+        self.reserve_mb = reserve_mb  # under this, low-value writes are refused (tickets keep the rest)
+        self.reserving = False
         self.low = False
         self.free_mb: float | None = None
 
@@ -31,6 +33,13 @@ class DiskGuard:
         except OSError as exc:
             logger.warning("cannot measure free space of %s: %s", self.db.path.parent, exc.strerror)
             return self.low
+        reserving = self.free_mb < self.reserve_mb
+        if reserving != self.reserving:
+            events.refuse_low_value(self.db.conn, reserving)
+            self.reserving = reserving
+            (logger.warning if reserving else logger.info)(
+                "disk under its %.0f MB reserve: ratings, feedback and reprints %s", self.reserve_mb,
+                "refused" if reserving else "accepted again")
         low = self.free_mb < self.low_mb
         if low == self.low:
             return low
@@ -52,4 +61,4 @@ class DiskGuard:
 
     def public(self) -> dict[str, Any]:
         return {"low": self.low, "free_mb": None if self.free_mb is None else round(self.free_mb, 1),
-                "threshold_mb": self.low_mb}
+                "threshold_mb": self.low_mb, "reserve_mb": self.reserve_mb, "refusing_low_value": self.reserving}

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.clock import rfc3339
+from agent.errors import Refused
 from agent.ids import uuid7
 
 ENVELOPE_VERSION = 1
@@ -47,10 +48,23 @@ class Event:
         return cls(seq=row["seq"], id=row["id"], type=row["type"], at=row["at"], data=json.loads(row["data"]))
 
 
+# What gives way first when the disk nears full, so the reserve goes to tickets and calls.
+LOW_VALUE_TYPES = frozenset({"rating.submitted", "feedback.submitted", "ticket.print_requested"})
+_refusing_low_value: set[int] = set()  # id() of connections whose disk is under the reserve
+
+
+def refuse_low_value(conn: sqlite3.Connection, refuse: bool) -> None:
+    """Set by the disk guard: under the reserve, low-value events are refused on this connection."""
+    (_refusing_low_value.add if refuse else _refusing_low_value.discard)(id(conn))
+
+
 def append(conn: sqlite3.Connection, type_: str, data: dict[str, Any], at: datetime, stamp: str | None = None) -> Event:
     """Append one event; must run inside the caller's write transaction (`stamp`: `at` already formatted)."""
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_!r}")
+    if type_ in LOW_VALUE_TYPES and id(conn) in _refusing_low_value:
+        raise Refused("Bộ nhớ của máy sắp đầy: tạm thời chưa nhận đánh giá, góp ý hay in lại. Xin cảm ơn!",
+                      code="disk_low")
     if not conn.in_transaction:
         raise RuntimeError("events are appended inside the state change's transaction")
     event_id = uuid7(int(at.timestamp() * 1000))
