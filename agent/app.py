@@ -29,16 +29,17 @@ from agent.checkin.service import CheckinService
 from agent.clock import Clock, system_clock
 from agent.core import Core
 from agent.demo_payloads import demo_payloads
-from agent.ops.systemd import Liveness, Notifier, watchdog_interval, watchdog_loop
+from agent.ops.systemd import Liveness, Notifier, publish_screen_url, watchdog_interval, watchdog_loop
 from agent.printing.service import PrintService
 from agent.printing.web import printer_routes
 from agent.printing.wiring import build_print_service
 from agent.settings import Settings
 from agent.store import events
+from agent.store.diskguard import DiskGuard
 from agent.store.feed import EventFeed
 from agent.sync.runner import Sync, SyncHooks, build_sync
 from agent.voice.announcer import Announcer
-from agent.voice.wiring import build_announcer, run_announcer, sink_spec
+from agent.voice.wiring import build_announcer, rotate_wavs, run_announcer, sink_spec, wav_folder
 from agent.web.metrics import Snapshot, WebMetrics
 from agent.web.server import WebServer
 from devices import audio
@@ -68,6 +69,7 @@ class Agent:
     # Decode times and check-in decisions of the scanner, for telemetry and /metrics.
     decode_times: DurationHistogram = field(default_factory=DurationHistogram)
     decisions: Counter[str] = field(default_factory=Counter)
+    disk: DiskGuard | None = None  # free space of the data folder, checked with each sweep
 
 
 async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
@@ -80,6 +82,12 @@ async def sweep_loop(agent: Agent, stop: asyncio.Event) -> None:
             if changed:
                 logger.info("sweep closed %d tickets", changed)
             agent.checkin.prune()
+            if agent.disk is not None:
+                agent.disk.check()
+            folder = wav_folder(agent.settings)
+            if folder is not None:
+                voice = agent.settings.voice
+                rotate_wavs(folder, voice.wav_keep_files, int(voice.wav_keep_mb * 1e6))
         except Exception:  # a long-lived loop: log with traceback and keep going
             logger.exception("queue sweep failed")
         with contextlib.suppress(TimeoutError):
@@ -114,6 +122,14 @@ def record_start(core: Core, clock: Clock) -> int:
         core.db.meta_set(conn, "boot", str(boot))
         events.append(conn, "agent.started", {"boot": boot, "version": __version__}, clock())
     return boot
+
+
+def register_storage_hooks(hooks: SyncHooks, core: Core, disk: DiskGuard | None) -> None:
+    """The storage's state in telemetry: a recovery from a corrupt database stays visible until restart;
+    the disk guard's last measure."""
+    recovery = core.recovery
+    hooks.telemetry.add("storage", lambda: {"recovered": recovery.public() if recovery is not None else None,
+                                             "disk": disk.public() if disk is not None else None})
 
 
 def register_printer_hooks(hooks: SyncHooks, printing: PrintService | None) -> None:
@@ -177,7 +193,7 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         # The store and the event log everything else consumes.
-        core = Core.open(settings, clock)
+        core = Core.open(settings, clock, recover=True)  # a corrupt database is kept aside, not crash-looped on
         stack.callback(core.close)
         boot = record_start(core, clock)
         feed = EventFeed(core.db)
@@ -210,9 +226,12 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
         web = WebServer(core, feed, announcer=announcer, clock=clock, identities=agent.checkin, extra_routes=routes,
                         metrics=metrics)
         await web.start()  # bound before READY: the screens work as soon as systemd says so
+        publish_screen_url(web.host, web.port)  # kiosk-screen.service opens this URL
         stack.push_async_callback(web.stop)
         register_hooks(agent, announcer, calls)
         register_printer_hooks(agent.hooks, printing)
+        agent.disk = DiskGuard(core.db, clock, settings.telemetry.disk_low_mb, settings.telemetry.disk_reserve_mb)
+        register_storage_hooks(agent.hooks, core, agent.disk)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(feed_loop(agent, stop))
             tg.create_task(sweep_loop(agent, stop))

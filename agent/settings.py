@@ -65,6 +65,10 @@ class QueueSettings(Section):
     )
     estimate_window: int = Field(20, ge=1, le=500, description="Recent services used to estimate waiting time.")
     enforce_hours: bool = Field(True, description="Refuse tickets outside the catalogue's opening hours.")
+    clock_tolerance_seconds: float = Field(
+        120, ge=0, le=3600,
+        description="Refuse tickets while the clock is more than this behind the event log's latest time.",
+    )
 
 
 class MqttSettings(Section):
@@ -147,6 +151,8 @@ class VoiceSettings(Section):
     sink: str = Field(
         "sounddevice", description="Where call-outs play: sounddevice[:DEVICE], wav:DIR, auto:DIR or null."
     )
+    wav_keep_files: int = Field(500, ge=1, description="wav:/auto: sinks keep at most this many call-out WAVs.")
+    wav_keep_mb: float = Field(100, gt=0, description="…and at most this many MB of them (oldest removed first).")
     volume: float = Field(0.8, ge=0, le=1, description="Gain of the whole call-out, 0..1.")
     repeat: int = Field(2, ge=1, le=5, description="How many times the sentence is said.")
     gap_seconds: float = Field(0.8, ge=0, le=10, description="Silence between the repeats.")
@@ -171,6 +177,9 @@ class TelemetrySettings(Section):
         True, description="Retain the last telemetry so `kiosk fleet status` sees every kiosk's health at once."
     )
     disk_low_mb: float = Field(500, ge=0, description="Telemetry flags disk_low below this many MB free.")
+    disk_reserve_mb: float = Field(
+        50, ge=0, description="Below this many MB free, ratings, feedback and reprints are refused: tickets first."
+    )
 
 
 class CameraSettings(Section):
@@ -473,8 +482,29 @@ def read_secret(path: Path) -> str:
         raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
 
 
-def format_validation_error(exc: ValidationError) -> list[str]:
-    """One line per problem, each starting with its dotted key path."""
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s\"']*):[^@/\s\"']*@")
+
+
+def redact_url(text: str) -> str:
+    """`mqtts://user:secret@host` → `mqtts://user:***@host`: a password in a URL is still a password."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}:***@", text)
+
+
+def _is_secret(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> bool:
+    """Whether the setting at `loc` is (or is inside) a SecretStr field: its value is never shown."""
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return False
+        annotation = model.model_fields[part].annotation
+        if "SecretStr" in str(annotation):
+            return True
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return False
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """One line per problem, each starting with its dotted key path; secrets' values are never echoed
+    (a PIN typed without quotes is an integer, and its error would print it)."""
     lines = []
     for err in exc.errors():
         path = ".".join(str(part) for part in err["loc"]) or "(root)"
@@ -482,7 +512,8 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
         value = err.get("input")
-        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        hidden = isinstance(value, dict | list) or value is None or _is_secret(model or Settings, err["loc"])
+        shown = "" if hidden else f" (got {redact_url(repr(value))})"
         lines.append(f"{path}: {msg}{shown}")
     return lines
 

@@ -173,3 +173,24 @@ def test_config_check_unreadable_secret(kiosk_env: dict[str, str], tmp_path: Pat
     env = {**kiosk_env, "KIOSK_WEB__COUNTER_PINS_FILE": str(tmp_path / "missing-pins")}
     proc = run_kiosk(env, "config", "check")
     assert proc.returncode == 1 and "missing-pins" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_errors_never_echo_secrets(kiosk_env: dict[str, str], tmp_path: Path) -> None:
+    cfg = tmp_path / "k.toml"
+    # A PIN typed without quotes is an integer: the error names the key, never the PIN.
+    cfg.write_text('[mqtt]\npassword = 73915\n[web.counter_pins]\n1 = 48213\n[web]\nport = "eighty"\n',
+                   encoding="utf-8")
+    for args in (("config", "check"), ("config", "check", "--json"), ("ticket", "take", "khai-sinh")):
+        proc = run_kiosk(kiosk_env, "--config", str(cfg), *args)
+        assert proc.returncode == 1
+        out = proc.stdout + proc.stderr
+        assert "web.counter_pins.1" in out and "mqtt.password" in out and "'eighty'" in out
+        assert "48213" not in out and "73915" not in out
+
+
+def test_config_show_hides_the_password_in_a_broker_url(kiosk_env: dict[str, str], tmp_path: Path) -> None:
+    cfg = tmp_path / "k.toml"
+    cfg.write_text('[mqtt]\nurl = "mqtts://tan-dinh-01:Pw0rd-9x@mqtt.city.gov.vn:8883"\n', encoding="utf-8")
+    for args in (("config", "show"), ("config", "show", "--json")):
+        shown = run_kiosk(kiosk_env, "--config", str(cfg), *args, check=True).stdout
+        assert "Pw0rd-9x" not in shown and "mqtts://tan-dinh-01:***@mqtt.city.gov.vn:8883" in shown

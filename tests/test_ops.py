@@ -6,10 +6,12 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,6 +231,27 @@ def test_units_verify(tmp_path: Path) -> None:
     for line in ("Type=notify", "WatchdogSec=", "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes",
                  "StateDirectory=ward-kiosk", "LoadCredential=", "SupplementaryGroups=video audio"):
         assert line in agent
+    # The screen opens the URL the agent is configured with (written at its start), not a fixed one.
+    screen = (tmp_path / "kiosk-screen.service").read_text(encoding="utf-8")
+    assert "127.0.0.1:8080" not in screen and "${KIOSK_SCREEN_URL}" in screen
+    assert "EnvironmentFile=/run/ward-kiosk/screen.env" in screen and "RuntimeDirectory=ward-kiosk\n" in agent
+
+
+def test_units_security_exposure(tmp_path: Path) -> None:
+    """`systemd-analyze security --offline=true` of the rendered units: agent ≤ 2.0, screen ≤ 4.0."""
+    scores = {}
+    for unit in ("kiosk-agent.service", "kiosk-screen.service"):
+        text = (ROOT / "systemd" / f"{unit}.in").read_text(encoding="utf-8").replace("@PREFIX@", str(ROOT))
+        (tmp_path / unit).write_text(text, encoding="utf-8")
+        proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(tmp_path / unit)],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", proc.stdout)
+        assert found, proc.stdout + proc.stderr
+        scores[unit] = float(found[1])
+    assert scores["kiosk-agent.service"] <= 2.0 and scores["kiosk-screen.service"] <= 4.0, scores
+    agent = (tmp_path / "kiosk-agent.service").read_text(encoding="utf-8")
+    for bound in ("LimitNOFILE=", "MemoryMax=", "TasksMax="):
+        assert re.search(rf"^{bound}\S+", agent, re.M), bound
 
 
 def _notify_socket(tmp_path: Path) -> socket.socket:
@@ -242,13 +265,21 @@ def test_daemon_ready_then_watchdog(env: dict[str, str], tmp_path: Path) -> None
     sock = _notify_socket(tmp_path)
     env = {**env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "600000",
            "KIOSK_STORAGE__DATA_DIR": str(tmp_path / "state"), "KIOSK_MQTT__ENABLED": "false",
-           "KIOSK_WEB__PORT": "0", "KIOSK_CAMERA__SOURCE": "demo:"}
+           "KIOSK_WEB__PORT": "0", "KIOSK_CAMERA__SOURCE": "demo:", "RUNTIME_DIRECTORY": str(tmp_path / "run")}
+    (tmp_path / "run").mkdir()
     daemon = subprocess.Popen([*KIOSK, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         messages: list[str] = []
         while messages.count("WATCHDOG=1") < 3:
             messages += sock.recv(4096).decode().splitlines()
         assert "READY=1" in messages
+        # Before READY the agent told the screen unit where its screens are (the configured, bound port).
+        screen_env = (tmp_path / "run" / "screen.env").read_text(encoding="utf-8")
+        url = screen_env.strip().removeprefix("KIOSK_SCREEN_URL=")
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url) and not url.endswith(":0/"), screen_env
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            assert reply.status == 200
+        assert oct((tmp_path / "run" / "screen.env").stat().st_mode & 0o777) == "0o644"
         assert messages.index("READY=1") < len(messages) - 1
         daemon.send_signal(signal.SIGTERM)
         while "STOPPING=1" not in messages:
@@ -336,3 +367,67 @@ def test_doctor_certificate_from_another_ca(env: dict[str, str], tmp_path: Path,
     assert code == 1
     failed = [name for name, c in checks.items() if c["status"] == "fail"]
     assert failed and failed[0].startswith("broker_"), checks
+
+
+@pytest.fixture
+def service_user() -> Iterator[str]:
+    """A throwaway system user standing in for `ward-kiosk` (the tests run as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a system user")
+    name = f"wkt{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False)
+
+
+def test_provision_as_root_lets_the_service_user_read_its_config(env: dict[str, str], service_user: str) -> None:
+    import grp
+    import pwd
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="kiosk-prov-", dir="/tmp"))  # not pytest's 0700 tmp: the user must reach it
+    try:
+        base.chmod(0o755)
+        cfg, data = base / "etc", base / "state"
+        proc = provision(env, cfg, "--ward", "26740", "--kiosk", "sg-01", "--broker", "mqtt://127.0.0.1:1883",
+                         "--user", service_user, "--data-dir", str(data), "--counter-pin", "1=1234")
+        assert proc.returncode == 0, proc.stderr
+        group = grp.getgrgid(pwd.getpwnam(service_user).pw_gid).gr_name
+        for path, mode in ((cfg, 0o750), (cfg / "kiosk.toml", 0o640), (cfg / "services.toml", 0o640)):
+            st = path.stat()
+            assert (st.st_uid, grp.getgrgid(st.st_gid).gr_name, st.st_mode & 0o777) == (0, group, mode), path
+        creds = cfg / "credentials"  # read by systemd (LoadCredential=) as root, never by the user directly
+        assert (creds.stat().st_uid, creds.stat().st_mode & 0o777) == (0, 0o700)
+        assert data.stat().st_uid == pwd.getpwnam(service_user).pw_uid
+        as_user = subprocess.run(["runuser", "-u", service_user, "--", "cat", str(cfg / "kiosk.toml")],
+                                 capture_output=True, text=True)
+        assert as_user.returncode == 0 and 'ward = "26740"' in as_user.stdout, as_user.stderr
+        # The CLI run by root writes the database, and the service user can still open it for writing.
+        run_kiosk({**env, "KIOSK_QUEUE__ENFORCE_HOURS": "false"}, "-c", str(cfg / "kiosk.toml"), "ticket", "take",
+                  "khai-sinh", check=True)
+        owners = {p.name: p.stat().st_uid for p in data.iterdir()}
+        assert set(owners.values()) == {pwd.getpwnam(service_user).pw_uid}, owners
+        # (The project's interpreter lives under /root here, so the user writes with the system sqlite3.)
+        db = data / "kiosk.db"
+        wrote = subprocess.run(["runuser", "-u", service_user, "--", "sqlite3", str(db),
+                                "INSERT INTO meta(key, value) VALUES('written_by', 'service user');"],
+                               capture_output=True, text=True, timeout=60)
+        assert wrote.returncode == 0, wrote.stderr
+        with Database(db) as check:
+            assert check.meta_get("written_by") == "service user"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_cli_and_service_resolve_the_same_database(env: dict[str, str], tmp_path: Path) -> None:
+    cfg = tmp_path / "etc"
+    assert provision(env, cfg, "--ward", "26740", "--kiosk", "sg-01", "--broker", "mqtt://127.0.0.1:1883",
+                     "--user", "no-such-user-here").returncode == 0
+    shown = [json.loads(run_kiosk(e, "-c", str(cfg / "kiosk.toml"), "config", "show", "--json", check=True).stdout)
+             for e in (env, {**env, "STATE_DIRECTORY": str(tmp_path / "systemd-state")})]
+    # The data folder is written into kiosk.toml: systemd's $STATE_DIRECTORY no longer makes the service
+    # use another file than `kiosk doctor` or the counter commands.
+    assert shown[0]["_resolved"]["db"] == shown[1]["_resolved"]["db"] == str(cfg / "var" / "kiosk.db")
+    assert "data_dir =" in (cfg / "kiosk.toml").read_text(encoding="utf-8")

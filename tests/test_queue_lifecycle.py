@@ -307,3 +307,28 @@ def test_snapshot(queue: QueueService) -> None:
     assert by_code["chung-thuc-ban-sao"]["waiting"] == 1 and by_code["khai-sinh"]["waiting"] == 0
     assert snap["counters"][0]["ticket"]["number"] == "A001"
     assert snap["last_calls"][0]["number"] == "A001"
+
+
+def test_clock_behind_the_log_refuses_to_issue_and_numbers_are_never_reused(
+        db: Database, catalogue: Catalogue, clock: FakeClock) -> None:
+    queue = make_queue(db, catalogue, clock, enforce_hours=False)
+    assert [queue.take("khai-sinh").ticket.number for _ in range(3)] == ["A001", "A002", "A003"]
+    # The box reboots believing it is yesterday: its start is logged, but no ticket may be issued.
+    clock.advance(days=-1)
+    with db.write() as conn:
+        events.append(conn, "agent.started", {"boot": 2, "version": "test"}, clock())
+    before = events.last_seq(db.conn)
+    with pytest.raises(Refused) as refused:
+        queue.take("khai-sinh")
+    assert refused.value.code == "clock_behind"
+    assert refused.value.message.startswith("Đồng hồ của máy chưa đúng")
+    assert events.last_seq(db.conn) == before  # nothing written, no number spent
+    # Yesterday's sweep does not touch today's tickets.
+    assert queue.sweep() == 0
+    # NTP corrects the clock: numbering goes on where it stopped, the waiting tickets are intact.
+    clock.advance(days=1, minutes=5)
+    assert queue.take("khai-sinh").ticket.number == "A004"
+    assert [t.number for t in queue.waiting()] == ["A001", "A002", "A003", "A004"]
+    # A small step back (NTP slewing, within the tolerance) does not stop the office.
+    clock.advance(seconds=-30)
+    assert queue.take("khai-sinh").ticket.number == "A005"

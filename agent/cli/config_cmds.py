@@ -10,7 +10,7 @@ from agent.cli.output import JsonOpt, emit_json, say
 from agent.cli.state import STATE
 from agent.errors import ConfigError
 from agent.ops.config_check import problems as deeper_problems
-from agent.settings import SettingsProblems
+from agent.settings import SettingsProblems, redact_url
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     def show(as_json: JsonOpt = False) -> None:
         """The effective settings (secrets hidden)."""
         settings = STATE.settings()
-        doc = json.loads(settings.model_dump_json())
+        doc = json.loads(redact_url(settings.model_dump_json()))  # SecretStr fields are masked by pydantic
         doc["_resolved"] = {"config_file": str(settings.config_file) if settings.config_file else None,
                             "data_dir": str(settings.data_dir()), "db": str(settings.db_path()),
                             "catalogue": str(settings.catalogue_path())}

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from agent import logrepeat
+from agent import logsetup
 from agent.cli import (
     call_cmds,
     central_cmds,
@@ -39,9 +39,7 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level to stderr.")] = False,
 ) -> None:
     STATE.config = config
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logrepeat.install()  # a line repeating in a tight loop must not fill the disk
+    logsetup.configure(verbose)
 
 
 config_cmds.register(app)
@@ -71,8 +69,8 @@ def main() -> None:
         code = 130
     except BrokenPipeError:
         code = 0
-    except Exception as exc:  # the top of the program: one line, the traceback only with -v
-        logging.getLogger("agent").debug("unexpected error", exc_info=True)
+    except Exception as exc:  # the top of the program: a bug, so its traceback always, at ERROR
+        logging.getLogger("agent").error("unexpected error", exc_info=True)
         typer.echo(f"kiosk: internal error: {type(exc).__name__}: {exc}", err=True)
         code = 1
     finally:

@@ -39,8 +39,11 @@ def register(app: typer.Typer) -> None:
         broker: Annotated[str | None, typer.Option("--broker", envvar="KIOSK_PROVISION_BROKER",
                                                    help="mqtts://host:8883 (or mqtt:// on a trusted LAN).")] = None,
         name: Annotated[str | None, typer.Option("--name", help="Human name of the terminal.")] = None,
-        data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Default: systemd's StateDirectory.")]
-        = None,
+        data_dir: Annotated[Path | None, typer.Option(
+            "--data-dir", help="Default: /var/lib/ward-kiosk when the service user exists, else var/ beside "
+                               "the config; written into kiosk.toml.")] = None,
+        user: Annotated[str, typer.Option("--user", help="The service's user: gets read access (as root).")]
+        = "ward-kiosk",
         catalogue: Annotated[Path | None, typer.Option("--catalogue", help="Service catalogue TOML to install.")]
         = None,
         tls: Annotated[str, typer.Option("--tls", help="none | generate (key + CSR) | install (--cert/--key/--ca).")]
@@ -91,7 +94,7 @@ def register(app: typer.Typer) -> None:
         result = do_provision(ProvisionRequest(
             config_dir=config_dir, ward=ward, kiosk=kiosk, broker=broker, name=name, data_dir=data_dir,
             catalogue=catalogue, tls=tls, cert=cert, key=key, ca=ca, mqtt_password=password,
-            counter_pins=_pins(counter_pin or []), force=force))
+            counter_pins=_pins(counter_pin or []), force=force, service_user=user))
         if as_json:
             emit_json({"config_file": str(result.config_file), "ward": result.ward.code,
                        "ward_name": result.ward.label(), "kiosk": result.kiosk, "identity": result.identity,

@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 
+from agent import logsetup
 from agent.cli.state import STATE
 
 
@@ -15,4 +16,5 @@ def register(app: typer.Typer) -> None:
         """Run the agent (queue, screens, sync, devices) until SIGTERM/SIGINT."""
         from agent.app import run_agent  # heavy imports only for the daemon
 
+        logsetup.as_daemon()
         asyncio.run(run_agent(STATE.settings()))

@@ -7,8 +7,10 @@ otherwise be published under an identity that did not produce them, or never ack
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
+import pwd
 import re
 import shutil
 import sqlite3
@@ -38,6 +40,54 @@ def mqtt_identity(ward: str, kiosk: str) -> str:
     return f"{ward}/{kiosk}"
 
 
+SERVICE_USER = "ward-kiosk"
+SERVICE_STATE_DIR = Path("/var/lib/ward-kiosk")  # the unit's StateDirectory=
+
+
+@dataclass(frozen=True)
+class Owner:
+    uid: int
+    gid: int
+
+
+def service_owner(user: str | None) -> Owner | None:
+    """The service user's ids when provisioning as root and the user exists (else files stay ours)."""
+    if user is None or os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    return Owner(entry.pw_uid, entry.pw_gid)
+
+
+def data_dir_for(req: ProvisionRequest, owner: Owner | None) -> Path:
+    """Written into kiosk.toml explicitly, so the CLI and the service (whose $STATE_DIRECTORY would
+    otherwise win) open the same database."""
+    if req.data_dir is not None:
+        return req.data_dir.resolve()
+    return SERVICE_STATE_DIR if owner is not None else (req.config_dir / "var").resolve()
+
+
+def _share_with_service(req: ProvisionRequest, owner: Owner, data_dir: Path) -> None:
+    """root:<service group>: the config folder 0750, kiosk.toml and services.toml 0640 (systemd does not
+    re-own ConfigurationDirectory). credentials/ stays root 0700: systemd reads it for LoadCredential=.
+    The data folder belongs to the user, as StateDirectory= would make it."""
+    os.chown(req.config_dir, 0, owner.gid)
+    os.chmod(req.config_dir, 0o750)
+    for name in ("kiosk.toml", "services.toml", "kiosk.pem", "ca.pem", "kiosk.csr"):
+        path = req.config_dir / name
+        if path.exists():
+            os.chown(path, 0, owner.gid)
+            if name.endswith(".toml"):
+                os.chmod(path, 0o640)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chown(data_dir, owner.uid, owner.gid)
+    os.chmod(data_dir, 0o750)
+    for child in data_dir.iterdir():
+        os.chown(child, owner.uid, owner.gid)
+
+
 @dataclass
 class ProvisionRequest:
     config_dir: Path
@@ -54,6 +104,7 @@ class ProvisionRequest:
     mqtt_password: str | None = None
     counter_pins: dict[int, str] = field(default_factory=dict)
     force: bool = False
+    service_user: str | None = SERVICE_USER  # the unit's User=: it must read the config it runs with
 
 
 @dataclass
@@ -113,7 +164,7 @@ def _render(req: ProvisionRequest, ward: WardInfo, identity: str, catalogue: str
         f"name = {_toml_str(req.name or f'Ki-ốt {req.kiosk} – {ward.name}')}",
         "",
     ]
-    if req.data_dir is not None:
+    if req.data_dir is not None:  # always set by `provision`: one database for the CLI and the service
         lines += ["[storage]", f"data_dir = {_toml_str(str(req.data_dir))}", ""]
     lines += ["[queue]", f"catalogue = {_toml_str(catalogue)}", "", "[mqtt]", f"url = {_toml_str(req.broker)}",
               f"username = {_toml_str(identity)}"]
@@ -226,7 +277,13 @@ def provision(req: ProvisionRequest) -> ProvisionResult:
     privacy.load_or_create_key(cred_dir / "privacy.key")  # ID-card hashing key: 0600, fsynced, weak one refused
     if not (cred_dir / "kiosk.key").exists():
         _write(cred_dir / "kiosk.key", b"", 0o600)  # the unit's LoadCredential= needs the file to exist
-    text = _render(req, ward, identity, "services.toml", tls=req.tls != "none")
+    owner = service_owner(req.service_user)
+    data_dir = data_dir_for(req, owner)
+    if owner is None and req.service_user is not None and os.geteuid() == 0:
+        notes.append(f"service user {req.service_user} not found: the config stays root-only; run "
+                     "systemd/install.sh first, then provision again")
+    text = _render(dataclasses.replace(req, data_dir=data_dir), ward, identity, "services.toml",
+                   tls=req.tls != "none")
     staged = req.config_dir / ".kiosk.toml.new"
     _write(staged, text.encode(), 0o640)
     try:
@@ -235,4 +292,6 @@ def provision(req: ProvisionRequest) -> ProvisionResult:
         staged.unlink()
         raise
     os.replace(staged, config_file)
+    if owner is not None:
+        _share_with_service(req, owner, data_dir)
     return ProvisionResult(config_file, ward, req.kiosk, identity, csr, kept, notes)

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -92,3 +93,26 @@ async def watchdog_loop(notifier: Notifier, liveness: Liveness, interval: float,
             reported = stalled
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+
+
+SCREEN_ENV = "screen.env"
+
+
+def publish_screen_url(host: str, port: int) -> Path | None:
+    """Tell kiosk-screen.service which URL to open: `KIOSK_SCREEN_URL=…` in the agent's
+    $RUNTIME_DIRECTORY (/run/ward-kiosk), read by the screen unit's EnvironmentFile=. Written before
+    READY, from the configured and bound address, so the screen never opens a hard-coded port."""
+    folder = os.environ.get("RUNTIME_DIRECTORY")
+    if not folder:
+        return None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else f"[{host}]" if ":" in host else host
+    path = Path(folder.split(":")[0]) / SCREEN_ENV
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(f"KIOSK_SCREEN_URL=http://{shown}:{port}/\n", encoding="utf-8")
+        tmp.chmod(0o644)  # the screen unit runs as another user; a URL is no secret
+        tmp.replace(path)
+    except OSError as exc:
+        logger.warning("cannot write the screen URL to %s: %s", path, exc.strerror)
+        return None
+    return path

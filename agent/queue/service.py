@@ -178,6 +178,7 @@ class QueueService:
                           code="closed")
         day = local.date().isoformat()
         with self.db.write() as conn:
+            self._check_clock(conn, now)
             # Refusing rolls the whole transaction back, the count's increment with it.
             if _bump(conn, day, f"service:{service.code}") > service.daily_cap and not ignore_cap:
                 raise Refused(f"Dịch vụ «{service.name}» đã hết số hôm nay ({service.daily_cap} số). "
@@ -337,6 +338,19 @@ class QueueService:
         if ahead <= 0:
             return 0
         return estimates.estimate_wait_minutes(ahead, self._average_minutes(conn, service), service)
+
+    def _check_clock(self, conn: sqlite3.Connection, now: datetime) -> None:
+        """A clock earlier than the log's latest time is wrong (a box booted believing it is yesterday):
+        tickets issued under it would be cancelled as yesterday's when NTP corrects it, and their numbers
+        given out again. Refuse until the clock is right; numbering then resumes where it stopped."""
+        mark = events.high_water(conn)
+        if mark is None:
+            return
+        latest = _parse(mark)
+        if now < latest - timedelta(seconds=self.settings.clock_tolerance_seconds):
+            shown = latest.astimezone(self.tz).strftime("%H:%M ngày %d/%m/%Y")
+            raise Refused(f"Đồng hồ của máy chưa đúng (sớm hơn lần ghi cuối lúc {shown}). Chưa thể phát số: "
+                          "vui lòng chờ máy đồng bộ giờ hoặc báo cán bộ kỹ thuật.", code="clock_behind")
 
     def _require(self, ticket: Ticket, states: tuple[str, ...], verb: str) -> None:
         if ticket.state not in states:

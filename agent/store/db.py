@@ -8,6 +8,7 @@ a `seq` read inside the transaction cannot be taken by another process before it
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -44,6 +45,23 @@ def _storage_error(exc: sqlite3.Error, folder: Path | None = None) -> StorageErr
     return StorageError(f"database error: {text}", code="db_error")
 
 
+def _match_folder_owner(path: Path) -> None:
+    """A root CLI call (`kiosk doctor`, counter commands) must not leave the service user a database,
+    -wal or -shm it cannot write: files root created in the service's folder go to the folder's owner."""
+    if os.geteuid() != 0:
+        return
+    try:
+        folder = path.parent.stat()
+        if folder.st_uid == 0:
+            return
+        for suffix in ("", "-wal", "-shm"):
+            file = Path(f"{path}{suffix}")
+            if file.exists() and file.stat().st_uid != folder.st_uid:
+                os.chown(file, folder.st_uid, folder.st_gid)
+    except OSError as exc:
+        logger.warning("cannot give %s to the data folder's owner: %s", path, exc.strerror)
+
+
 class Database:
     """One connection to the kiosk's SQLite file. Not thread-safe: one per thread/process."""
 
@@ -72,6 +90,7 @@ class Database:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise _storage_error(exc, self.path.parent) from exc
+        _match_folder_owner(self.path)
         return self
 
     def close(self) -> None:

@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from agent.clock import rfc3339
+from agent.errors import Refused
 from agent.ids import uuid7
 
 ENVELOPE_VERSION = 1
+HIGH_WATER_KEY = "clock_high_water"
 
 EVENT_TYPES = frozenset({
     "ticket.issued", "ticket.called", "ticket.recalled", "ticket.serving", "ticket.transferred",
@@ -25,6 +27,7 @@ EVENT_TYPES = frozenset({
     "call.missed", "rating.submitted", "feedback.submitted", "device.fault", "device.recovered",
     "config.applied", "agent.started",
     "printer.fault", "printer.recovered", "ticket.print_requested",
+    "storage.recovered",
 })
 
 
@@ -49,10 +52,23 @@ class Event:
         return cls(seq=row["seq"], id=row["id"], type=row["type"], at=row["at"], data=json.loads(row["data"]))
 
 
+# What gives way first when the disk nears full, so the reserve goes to tickets and calls.
+LOW_VALUE_TYPES = frozenset({"rating.submitted", "feedback.submitted", "ticket.print_requested"})
+_refusing_low_value: set[int] = set()  # id() of connections whose disk is under the reserve
+
+
+def refuse_low_value(conn: sqlite3.Connection, refuse: bool) -> None:
+    """Set by the disk guard: under the reserve, low-value events are refused on this connection."""
+    (_refusing_low_value.add if refuse else _refusing_low_value.discard)(id(conn))
+
+
 def append(conn: sqlite3.Connection, type_: str, data: dict[str, Any], at: datetime, stamp: str | None = None) -> Event:
     """Append one event; must run inside the caller's write transaction (`stamp`: `at` already formatted)."""
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_!r}")
+    if type_ in LOW_VALUE_TYPES and id(conn) in _refusing_low_value:
+        raise Refused("Bộ nhớ của máy sắp đầy: tạm thời chưa nhận đánh giá, góp ý hay in lại. Xin cảm ơn!",
+                      code="disk_low")
     if not conn.in_transaction:
         raise RuntimeError("events are appended inside the state change's transaction")
     event_id = uuid7(int(at.timestamp() * 1000))
@@ -61,6 +77,10 @@ def append(conn: sqlite3.Connection, type_: str, data: dict[str, Any], at: datet
     cur = conn.execute("INSERT INTO events(id, type, at, data) VALUES (?, ?, ?, ?)", (event_id, type_, stamp, body))
     seq = cur.lastrowid
     assert seq is not None
+    # The latest time the log has seen (RFC 3339 UTC strings of one format sort as times): the queue
+    # refuses to issue under a clock earlier than this (a box booting with yesterday's time).
+    conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+                 "SET value = max(value, excluded.value)", (HIGH_WATER_KEY, stamp))
     return Event(seq=seq, id=event_id, type=type_, at=stamp, data=data)
 
 
@@ -84,4 +104,10 @@ def log_id(conn: sqlite3.Connection) -> str:
 
 def id_at(conn: sqlite3.Connection, seq: int) -> str | None:
     row = conn.execute("SELECT id FROM events WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def high_water(conn: sqlite3.Connection) -> str | None:
+    """The latest event time ever logged (RFC 3339), pruned events included."""
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (HIGH_WATER_KEY,)).fetchone()
     return None if row is None else str(row[0])

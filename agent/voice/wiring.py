@@ -99,3 +99,28 @@ async def run_announcer(core: Core, feed: EventFeed, stop: asyncio.Event, announ
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def wav_folder(settings: Settings) -> Path | None:
+    """The folder a `wav:`/`auto:` sink writes call-outs to, if that is the sink."""
+    kind, sep, arg = sink_spec(settings, settings.voice.sink).partition(":")
+    return Path(arg) if sep and kind in ("wav", "auto") and arg else None
+
+
+def rotate_wavs(folder: Path, keep_files: int, keep_bytes: int) -> int:
+    """Remove the oldest numbered call-out WAVs past `keep_files` or `keep_bytes`; how many went.
+    Numbers only grow (the sink continues after the highest left), so the lowest are the oldest."""
+    try:
+        clips = sorted((p for p in folder.glob("*.wav") if p.stem.isdigit()), key=lambda p: int(p.stem))
+        sizes = [p.stat().st_size for p in clips]
+    except OSError:
+        return 0
+    total, removed = sum(sizes), 0
+    for clip, size in zip(clips, sizes, strict=True):
+        if len(clips) - removed <= keep_files and total <= keep_bytes:
+            break
+        with contextlib.suppress(FileNotFoundError):
+            clip.unlink()
+        total -= size
+        removed += 1
+    return removed
