@@ -21,7 +21,7 @@ from agent.central.validate import Invalid, parse_event
 from agent.mqtt_client import MqttClient, MqttOptions
 from agent.store import events
 from tests.brokers import Broker
-from tests.test_ingest_store import PG
+from tests.central_helpers import target_for
 from tests.test_sync_resilience import KIOSK, WARD, fast, produce, start_kiosk
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,21 +30,7 @@ EVIL = "evil-01"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "central.db")
-        return
-    psycopg = pytest.importorskip("psycopg")
-    schema = f"hostile_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
+    yield from target_for(request.param, tmp_path)
 
 
 @pytest.fixture

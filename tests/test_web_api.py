@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,9 +50,10 @@ class Agent:
         return events.last_seq(self.core.db.conn)
 
 
-@pytest.fixture
-async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
-    core = Core.open(web_settings(tmp_path))
+@contextlib.asynccontextmanager
+async def running_agent(settings: Settings) -> AsyncIterator[Agent]:
+    """The core, the event feed and the web server as the daemon builds them, on a free port."""
+    core = Core.open(settings)
     feed = EventFeed(core.db, poll_interval=0.05)
     server = WebServer(core, feed, host="127.0.0.1", port=0)
     await server.start()
@@ -60,6 +62,12 @@ async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
     await server.stop()
     feed.close()
     core.close()
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
+    async with running_agent(web_settings(tmp_path)) as running:
+        yield running
 
 
 async def served_ticket(agent: Agent, service: str = "khai-sinh", counter: int = 1) -> dict[str, Any]:

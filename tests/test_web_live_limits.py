@@ -14,25 +14,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.core import Core
 from agent.logrepeat import RepeatFilter
 from agent.store import events
-from agent.store.feed import EventFeed
-from agent.web.server import WebServer
-from tests.test_web_api import PIN, Agent, read_sse, web_settings
+from tests.test_web_api import PIN, Agent, read_sse, running_agent, web_settings
 
 
 @pytest.fixture
 async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
-    core = Core.open(web_settings(tmp_path, live_max_clients=5, live_max_per_client=3))
-    feed = EventFeed(core.db, poll_interval=0.05)
-    server = WebServer(core, feed, host="127.0.0.1", port=0)
-    await server.start()
-    async with aiohttp.ClientSession(server.url) as http:
-        yield Agent(core, feed, server, http)
-    await server.stop()
-    feed.close()
-    core.close()
+    async with running_agent(web_settings(tmp_path, live_max_clients=5, live_max_per_client=3)) as running:
+        yield running
 
 
 async def test_live_stream_sends_screens_only_what_they_show(agent: Agent) -> None:

@@ -35,13 +35,15 @@ async def test_daemon_officer_console_connects_to_the_configured_broker_only(kio
     daemon = subprocess.Popen([*KIOSK, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         await asyncio.to_thread(wait_port, web, 30, daemon)  # type: ignore[arg-type]
-        base = f"http://127.0.0.1:{web}/officer?wards=26740&officer=C%C3%A1n%20b%E1%BB%99%20A&autoconnect=1"
+        base = f"http://127.0.0.1:{web}/officer?wards=26740&username=can-bo-a"
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             try:
                 page = await browser.new_page()
                 await page.add_init_script(WATCH_CSP)
                 await page.goto(base)
+                await page.fill("#password", "officer-password")  # the officer's own login (no URL password)
+                await page.click("#connect")
                 await page.wait_for_function("() => window.officerState && window.officerState.status === 'connected'",
                                              timeout=20_000)
                 assert await page.evaluate("() => window.__csp || []") == []

@@ -14,10 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.core import Core
-from agent.store.feed import EventFeed
-from agent.web.server import WebServer
-from tests.test_web_api import PIN, Agent, web_settings
+from tests.test_web_api import PIN, Agent, running_agent, web_settings
 
 SCREEN_TOKEN = "s3cr3t-screen-token-0123456789abcdef"
 
@@ -26,16 +23,9 @@ SCREEN_TOKEN = "s3cr3t-screen-token-0123456789abcdef"
 async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
     token_file = tmp_path / "screen-token"
     token_file.write_text(SCREEN_TOKEN + "\n", encoding="utf-8")
-    core = Core.open(web_settings(tmp_path, screen_token_file=str(token_file), resident_burst=4,
-                                  resident_per_minute=1))
-    feed = EventFeed(core.db, poll_interval=0.05)
-    server = WebServer(core, feed, host="127.0.0.1", port=0)
-    await server.start()
-    async with aiohttp.ClientSession(server.url) as http:
-        yield Agent(core, feed, server, http)
-    await server.stop()
-    feed.close()
-    core.close()
+    async with running_agent(web_settings(tmp_path, screen_token_file=str(token_file), resident_burst=4,
+                                          resident_per_minute=1)) as running:
+        yield running
 
 
 def lan_session(agent: Agent) -> aiohttp.ClientSession:
