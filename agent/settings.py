@@ -12,9 +12,18 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +33,14 @@ from pydantic_settings import (
 
 from agent.errors import ConfigError
 from devices.printer import parse_device
+
+
+def _digits_to_int(value: Any) -> Any:
+    """Environment variables are text: `KIOSK_PRINTER__PAPER_WIDTH_MM=80` must match the choice 80."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+
+IntChoice = BeforeValidator(_digits_to_int)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOGUE = REPO_ROOT / "config" / "services.toml"
@@ -116,7 +133,8 @@ class WebSettings(Section):
     counter_pins_file: Path | None = Field(
         None, description="File of `counter = PIN` lines; relative to $CREDENTIALS_DIRECTORY."
     )
-    rating_levels: Literal[3, 4, 5] = Field(5, description="Levels of the satisfaction rating on the kiosk.")
+    rating_levels: Annotated[Literal[3, 4, 5], IntChoice] = Field(
+        5, description="Levels of the satisfaction rating on the kiosk.")
     idle_reset_seconds: int = Field(
         60, ge=10, le=3600, description="The kiosk screen returns to the start after this many idle seconds."
     )
@@ -315,7 +333,7 @@ class PrinterSettings(Section):
         "file:var/tickets",
         description="tcp://HOST:PORT, usb:/dev/usb/lp0, usb:VID:PID, serial:/dev/ttyUSB0?baud=N or file:DIR.",
     )
-    paper_width_mm: Literal[58, 80] = Field(80, description="Paper roll width: 58 or 80 mm.")
+    paper_width_mm: Annotated[Literal[58, 80], IntChoice] = Field(80, description="Paper roll width: 58 or 80 mm.")
     dots_per_line: int | None = Field(
         None, ge=128, le=1024, description="Printable dots per line; default 384 (58 mm) or 576 (80 mm)."
     )

@@ -42,6 +42,19 @@ def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert load_settings().device.kiosk == "from-file"
 
 
+def test_numeric_choices_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Environment values are text; numeric choices must still match (the printer issue's own example)."""
+    monkeypatch.setenv("KIOSK_PRINTER__ENABLED", "true")
+    monkeypatch.setenv("KIOSK_PRINTER__DEVICE", "tcp://127.0.0.1:9100")
+    monkeypatch.setenv("KIOSK_PRINTER__PAPER_WIDTH_MM", "58")
+    monkeypatch.setenv("KIOSK_WEB__RATING_LEVELS", "3")
+    s = load_settings()
+    assert s.printer.enabled and s.printer.paper_width_mm == 58 and s.web.rating_levels == 3
+    monkeypatch.setenv("KIOSK_PRINTER__PAPER_WIDTH_MM", "60")
+    with pytest.raises(ConfigError, match="paper_width_mm"):
+        load_settings()
+
+
 def test_data_dir_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "etc" / "k.toml"
     cfg.parent.mkdir()
