@@ -22,6 +22,7 @@ from agent.cli import (
     ops_cmds,
     qr_cmds,
     queue_cmds,
+    release_cmds,
     run_cmd,
 )
 from agent.cli.state import STATE
@@ -51,6 +52,7 @@ ops_cmds.register(app)
 run_cmd.register(app)
 central_cmds.register(app)
 fleet_cmds.register(app)
+release_cmds.register(app)
 central_cli.register(app)  # central web's serve, user and report, in the `central` group
 
 
