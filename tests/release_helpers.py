@@ -35,7 +35,7 @@ def main():
         raise SystemExit(3)
     if BEHAVIOUR != "noready":
         notify("READY=1")
-    period = int(os.environ.get("WATCHDOG_USEC", "1000000")) / 2e6
+    period = int(os.environ.get("WATCHDOG_USEC", "1000000")) / 4e6
     deadline = time.monotonic() + 120  # bounded: the supervisor stops us long before
     beats = 0
     while time.monotonic() < deadline:

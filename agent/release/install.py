@@ -7,6 +7,7 @@ a power cut at any step boots the old release or the new one, never neither.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -50,11 +51,15 @@ def download(url: str, dest: Path, timeout: float = 30) -> Path:
             status = getattr(response, "status", None)
             resumed = have and status == 206
             with part.open("ab" if resumed else "wb") as out:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-    except OSError as exc:
+                try:
+                    while chunk := response.read1(CHUNK):
+                        out.write(chunk)
+                finally:  # what arrived before a cut is kept for the next Range request
+                    out.flush()
+                    os.fsync(out.fileno())
+            if getattr(response, "length", None):  # a cut the server did not signal: Content-Length not reached
+                raise http.client.IncompleteRead(b"", response.length)
+    except (OSError, http.client.HTTPException) as exc:
         if have and "416" in str(exc):  # already complete
             part.replace(dest)
             return dest
