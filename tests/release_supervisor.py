@@ -42,6 +42,7 @@ class Supervisor:
     async def restart(self) -> None:
         """Like `systemctl restart`: a fresh process of whatever `current` now points at, counters reset."""
         self.restarts = -1  # the kill below is counted as one restart by the loop
+        self.ready, self.last_watchdog = False, None  # "activating" until the new process says READY
         await self._kill()
 
     async def stop(self) -> None:
@@ -76,12 +77,16 @@ class Supervisor:
             if not first:
                 self.restarts += 1
                 await asyncio.sleep(0.2)  # RestartSec
+                if self._stopping:
+                    return
             first = False
             self.ready, self.last_watchdog = False, None
             env = {**os.environ, "NOTIFY_SOCKET": self._sock_path, "WATCHDOG_USEC": str(int(self.watchdog_s * 1e6))}
             self.proc = await asyncio.create_subprocess_exec(
                 str(self.root / "releases" / "current" / "bin" / "kiosk"), "run", env=env)
             while self.proc.returncode is None:
+                if self._stopping:
+                    self.proc.kill()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.proc.wait(), 0.1)
                 if self.last_watchdog is not None and time.monotonic() - self.last_watchdog > self.watchdog_s:
