@@ -4,13 +4,16 @@ is committed; a release that crashes, never gets READY, or stops the watchdog is
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from agent.release.gate import GateSettings, run_gate
 from agent.release.install import Layout
-from tests.release_helpers import build, fake_wheel, kiosk
+from tests.release_helpers import REPO, build, fake_wheel, kiosk
 from tests.release_supervisor import Supervisor
 
 SETTINGS = GateSettings(ready_deadline=4, period=3, watchdog_s=1.5, max_restarts=0, poll=0.1)
@@ -60,3 +63,20 @@ async def test_gate(rel: dict[str, Path], tmp_path: Path, behaviour: str, reason
             assert back.committed
     finally:
         await sup.stop()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_real_unit_runs_the_current_release(rel: dict[str, Path], tmp_path: Path) -> None:
+    """The shipped unit, with ExecStart on releases/current, verifies: Type=notify, WatchdogSec, Restart and
+    the start limit are what the supervisor above stands in for."""
+    root = tmp_path / "kiosk"
+    assert kiosk("release", "install", str(rel["base"]), "--keys", str(rel["trust"]), "--root", str(root)
+                 ).returncode == 0
+    text = (REPO / "systemd" / "kiosk-agent.service.in").read_text(encoding="utf-8").replace("@PREFIX@", str(REPO))
+    text = re.sub(r"^ExecStart=.*$", f"ExecStart={root}/releases/current/bin/kiosk run", text, flags=re.M)
+    unit = tmp_path / "kiosk-agent.service"
+    unit.write_text(text, encoding="utf-8")
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "StartLimitBurst="):
+        assert line in text
