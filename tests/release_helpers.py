@@ -46,27 +46,32 @@ def main():
 '''
 
 
-def fake_wheel(tmp: Path, version: str, behaviour: str = "good") -> Path:
+def fake_wheel(tmp: Path, version: str, behaviour: str = "good", name: str = "ward-kiosk",
+               requires: str = "") -> Path:
     """A real (tiny) wheel written by hand: the build machine's wheel tooling is not what is under test."""
-    out = tmp / f"wheel-{version}-{behaviour}"
+    out = tmp / f"wheel-{name}-{version}-{behaviour}"
     out.mkdir(parents=True)
-    dist = f"ward_kiosk-{version}.dist-info"
+    under = name.replace("-", "_")
+    dist = f"{under}-{version}.dist-info"
+    module = "fakekiosk" if name == "ward-kiosk" else under
     files = {
-        "fakekiosk/__init__.py": FAKE_MAIN.format(behaviour=behaviour, version=version),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: ward-kiosk\nVersion: {version}\n",
+        f"{module}/__init__.py": FAKE_MAIN.format(behaviour=behaviour, version=version),
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                            + (f"Requires-Dist: {requires}\n" if requires else ""),
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{dist}/entry_points.txt": "[console_scripts]\nkiosk = fakekiosk:main\n",
     }
+    if name == "ward-kiosk":
+        files[f"{dist}/entry_points.txt"] = "[console_scripts]\nkiosk = fakekiosk:main\n"
     record = []
-    for name, text in files.items():
+    for member, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
+        record.append(f"{member},sha256={digest},{len(text.encode())}")
     record.append(f"{dist}/RECORD,,")
     files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
-    path = out / f"ward_kiosk-{version}-py3-none-any.whl"
+    path = out / f"{under}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
+        for member, text in files.items():
+            archive.writestr(member, text)
     return path
 
 

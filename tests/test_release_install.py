@@ -153,3 +153,24 @@ def test_power_cut_at_each_step_boots_old_or_new(rel: dict[str, Path], tmp_path:
     again = install(root, rel, rel["v2"])
     assert again.returncode == 0 or "already installed" in again.stderr, again.stderr
     assert boots(root) == "2.0.0"
+
+
+def test_dependencies_install_offline_from_the_bundle(rel: dict[str, Path], tmp_path: Path) -> None:
+    """`build --wheels DIR` bundles the dependency wheels; the kiosk installs them with --no-index."""
+    dep = fake_wheel(tmp_path, "0.3.0", name="kiosk-fakedep")
+    app = fake_wheel(tmp_path, "1.0.0", requires="kiosk-fakedep>=0.3")
+    key = next((rel["trust"].parent / "k1").glob("*.key"))
+    bundle = build(key, tmp_path / "out", app, "--wheels", str(dep.parent))
+    root = tmp_path / "kiosk"
+    done = install(root, rel, bundle)
+    assert done.returncode == 0, done.stderr
+    python = root / "releases" / "current" / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", "import kiosk_fakedep; print(kiosk_fakedep.VERSION)"],
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert probe.stdout.strip() == "0.3.0", probe.stderr
+    # and without the dependency wheel the install fails cleanly, leaving nothing current
+    bare = build(key, tmp_path / "bare", app)
+    other = tmp_path / "other"
+    failed = install(other, rel, bare)
+    assert failed.returncode == 1 and "refused" in failed.stderr
+    assert not (other / "releases" / "current").exists()
