@@ -60,10 +60,10 @@ def selected_pair(pc: Any) -> dict[str, str] | None:
     return None
 
 
-async def kiosk(calls: int, secret_file: Path, timeout: float) -> None:
+async def kiosk(calls: int, secret_file: Path | None, timeout: float) -> None:
     rtc.restrict_host_addresses([netns.WARD_IP])
-    settings = CallSettings(host_addresses=[netns.WARD_IP],  # type: ignore[call-arg]
-                            ice_servers=[IceServer(urls=[TURN_URL], secret_file=secret_file)])  # type: ignore[call-arg]
+    servers = [] if secret_file is None else [IceServer(urls=[TURN_URL], secret_file=secret_file)]  # type: ignore[call-arg]
+    settings = CallSettings(host_addresses=[netns.WARD_IP], ice_servers=servers)  # type: ignore[call-arg]
     camera = SharedCamera(open_source("demo:?fps=15"))
     await camera.start()  # the daemon starts it at boot; calls only subscribe
     transport = await AgentTransport(1883, client_id="kiosk", host=netns.CENTRAL_WAN, timeout=10).connect()
@@ -180,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=("kiosk", "aiortc", "chromium"))
     parser.add_argument("--calls", type=int, default=1)
-    parser.add_argument("--secret-file", type=Path)
+    parser.add_argument("--secret-file", type=Path, help="TURN shared secret; none: no TURN (direct only).")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--hold", type=float, default=0.5, help="Seconds a call stays up after the first frame.")
     args = parser.parse_args()

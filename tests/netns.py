@@ -84,6 +84,19 @@ class Topology:
             "ip saddr 10.77.2.0/24 ip daddr 10.77.0.0/24 meta l4proto udp counter drop\n}\n}\n"))
         return self
 
+    def open_direct_path(self, is_open: bool) -> None:
+        """Let forwarded UDP between the ward's NAT and the city through (a baseline), or drop it again."""
+        verdict = "accept" if is_open else "drop"
+        argv = ["ip", "netns", "exec", self.central, "nft", "-a", "list", "chain", "inet", "filter", "relay_only"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout
+        for line in out.splitlines():
+            if "l4proto udp" in line and "# handle " in line:
+                rule, handle = line.split("# handle ")
+                rule = rule.strip().rsplit(" ", 1)[0] + f" {verdict}"  # same match and counter, new verdict
+                rule = rule.split(" counter ")[0] + " counter " + verdict
+                self.ns(self.central, "nft", "replace", "rule", "inet", "filter", "relay_only", "handle",
+                        handle.strip(), rule)
+
     def blocked_udp_packets(self) -> int:
         """Forwarded UDP packets central dropped between the ward's NAT and the city (both directions)."""
         argv = ["ip", "netns", "exec", self.central, "nft", "list", "chain", "inet", "filter", "relay_only"]
@@ -170,7 +183,7 @@ class Lines:
         return value
 
 
-def run_calls(topo: Topology, workdir: Path, secret_file: Path, officer: str, calls: int,
+def run_calls(topo: Topology, workdir: Path, secret_file: Path | None, officer: str, calls: int,
               timeout: float = 40.0, hold: float = 0.5) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """``calls`` calls from the kiosk (ward) to an ``officer`` ("aiortc" or "chromium", city), one after the
     other; returns (the kiosk's lines, the officer's lines), one per call."""
@@ -184,7 +197,8 @@ def run_calls(topo: Topology, workdir: Path, secret_file: Path, officer: str, ca
         off = Lines(topo.popen(topo.city, [*base, officer, *common, "--hold", str(hold)],
                                log=workdir / f"officer-{officer}.log", stdout=subprocess.PIPE), f"{officer} officer")
         off.next(timeout + 30)  # ready: subscribed to the ward's rings before the kiosk rings
-        kio = Lines(topo.popen(topo.ward, [*base, "kiosk", *common, "--secret-file", str(secret_file)],
+        turn = [] if secret_file is None else ["--secret-file", str(secret_file)]
+        kio = Lines(topo.popen(topo.ward, [*base, "kiosk", *common, *turn],
                                log=workdir / "kiosk.log", stdout=subprocess.PIPE), "kiosk")
         kio.next(timeout)
     finally:
