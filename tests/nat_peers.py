@@ -176,9 +176,30 @@ async def officer_chromium(calls: int, timeout: float, hold: float) -> None:
         await runner.cleanup()
 
 
+async def allocate(secret: str, expires_in: int) -> None:
+    """One TURN allocation on central with credentials made as the kiosk makes them; prints the outcome."""
+    import asyncio as aio
+
+    from aioice import turn as aioice_turn
+
+    from agent.calls import turn
+
+    username, password = turn.rest_credentials(secret, "probe",
+                                               int(time.time()) + expires_in)
+    try:
+        transport, _ = await aio.wait_for(aioice_turn.create_turn_endpoint(
+            aio.DatagramProtocol, (netns.CENTRAL_WAN, 3478), username, password), 10)
+    except Exception as exc:  # noqa: BLE001 - the outcome is the output
+        say(allocated=False, error=type(exc).__name__ + ": " + str(exc)[:200])
+        return
+    say(allocated=True, relay=list(transport.get_extra_info("sockname")))
+    transport.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=("kiosk", "aiortc", "chromium"))
+    parser.add_argument("role", choices=("kiosk", "aiortc", "chromium", "allocate"))
+    parser.add_argument("--expires-in", type=int, default=300, help="allocate: credential lifetime (s).")
     parser.add_argument("--calls", type=int, default=1)
     parser.add_argument("--secret-file", type=Path, help="TURN shared secret; none: no TURN (direct only).")
     parser.add_argument("--timeout", type=float, default=30.0)
@@ -187,6 +208,8 @@ def main() -> None:
     logging.basicConfig(level=os.environ.get("NAT_PEERS_LOG", "INFO"), stream=sys.stderr)
     if args.role == "kiosk":
         asyncio.run(kiosk(args.calls, args.secret_file, args.timeout))
+    elif args.role == "allocate":
+        asyncio.run(allocate(args.secret_file.read_text(encoding="utf-8").strip(), args.expires_in))
     elif args.role == "aiortc":
         asyncio.run(officer_aiortc(args.calls, args.timeout, args.hold))
     else:

@@ -5,7 +5,10 @@ only through the relay. Real namespaces made here (root only; CI runs as root)."
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +52,27 @@ def test_the_direct_path_is_closed(central: tuple[netns.Topology, Path]) -> None
     topo.ns(topo.ward, "bash", "-c", f"echo x > /dev/udp/{netns.CITY_IP}/40000 || true")
     assert topo.blocked_udp_packets() == before + 1
     topo.ns(topo.ward, "bash", "-c", f"exec 3<>/dev/tcp/{netns.CENTRAL_WAN}/1883")
+
+
+def allocation(topo: netns.Topology, secret_file: Path, expires_in: int) -> dict[str, object]:
+    out = subprocess.run(["ip", "netns", "exec", topo.ward, sys.executable, "-m", "tests.nat_peers", "allocate",
+                          "--secret-file", str(secret_file), "--expires-in", str(expires_in)],
+                         cwd=netns.ROOT, capture_output=True, text=True, timeout=60)
+    value = json.loads(out.stdout.strip().splitlines()[-1])
+    assert isinstance(value, dict)
+    return value
+
+
+def test_coturn_takes_only_live_credentials_of_its_secret(central: tuple[netns.Topology, Path],
+                                                          tmp_path: Path) -> None:
+    topo, secret_file = central
+    assert allocation(topo, secret_file, 300)["allocated"] is True
+    expired = allocation(topo, secret_file, -60)  # the REST username's expiry has passed
+    assert expired["allocated"] is False, expired
+    other = tmp_path / "other-secret"
+    other.write_text("not-the-secret\n", encoding="utf-8")
+    wrong = allocation(topo, other, 300)
+    assert wrong["allocated"] is False, wrong
 
 
 def relayed(kiosk_line: dict[str, object]) -> bool:
