@@ -9,8 +9,10 @@ namespaces: no interface of the host's own namespace is touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -123,9 +125,11 @@ class Topology:
 
     def close(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()  # its own session: ip netns exec has exec'd the program itself
-                proc.wait(timeout=10)
+            # Each child leads its own session (ip netns exec execs the program itself): the group also
+            # holds what it started (Playwright's driver and Chromium).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
         for name in (self.ward, self.gw, self.central, self.city):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
 
