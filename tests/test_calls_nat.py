@@ -94,6 +94,16 @@ def test_aiortc_officer_reaches_the_kiosk_through_the_relay(central: tuple[netns
     assert topo.blocked_udp_packets() > 0  # ICE did try the direct path, and central dropped it
 
 
+def test_without_the_relay_the_call_does_not_connect(central: tuple[netns.Topology, Path],
+                                                     tmp_path: Path) -> None:
+    topo, _ = central
+    # The same call with no TURN server: direct UDP is dropped at central, so the kiosk gives up.
+    kiosk, _ = netns.run_calls(topo, tmp_path, None, "aiortc", calls=1, officer_reports=False)
+    assert kiosk[0]["state"] == "ended" and kiosk[0]["pair"] is None, kiosk[0]
+    assert kiosk[0]["ended_by"] == "kiosk"
+    assert topo.blocked_udp_packets() > 0
+
+
 @pytest.mark.browser
 def test_chromium_officer_reaches_the_kiosk_through_the_relay(central: tuple[netns.Topology, Path],
                                                               tmp_path: Path) -> None:
