@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := python3-venv mosquitto mosquitto-clients libzbar0 libportaudio2 espeak-ng chromium sox systemd cage fonts-dejavu-core
+APT_PACKAGES := python3-venv mosquitto mosquitto-clients libzbar0 libportaudio2 espeak-ng chromium sox systemd cage fonts-dejavu-core coturn nftables
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PY := $(VENV)/.py-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo sudo -n))

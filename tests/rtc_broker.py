@@ -28,9 +28,9 @@ class Broker(brokers.Broker):
 class AgentTransport(MqttSignalTransport):
     """One client's signalling connection, started and stopped by the test."""
 
-    def __init__(self, port: int, *, client_id: str, timeout: float = 3.0) -> None:
+    def __init__(self, port: int, *, client_id: str, timeout: float = 3.0, host: str = "127.0.0.1") -> None:
         super().__init__(MqttClient(MqttOptions(
-            url=f"mqtt://127.0.0.1:{port}", client_id=client_id, keepalive=5, reconnect_min=0.1,
+            url=f"mqtt://{host}:{port}", client_id=client_id, keepalive=5, reconnect_min=0.1,
             reconnect_max=1.0, connect_timeout=timeout, publish_timeout=timeout)))
         self.timeout = timeout
         self._stop = asyncio.Event()
