@@ -64,7 +64,8 @@ class Plan:
     broker_kills: tuple[float, ...] = (0.15, 0.55)  # points of the day (0..1)
     net_cuts: tuple[float, ...] = (0.35,)
     net_cut_seconds: float = 4.0
-    restarts: tuple[float, ...] = (0.25, 0.45)  # the first SIGTERM, the second kill -9
+    restarts: tuple[float, ...] = (0.25, 0.45)
+    restart_signals: tuple[str, ...] = ("SIGTERM", "SIGKILL")  # restart i stops the agent with signal i
     calls: tuple[float, ...] = (0.1, 0.5, 0.8)
     samples: int = 60
     seed: int = 11
@@ -277,11 +278,11 @@ async def play_day(plan: Plan, work: Path, broker: Broker, agent: Agent, http: H
                 await asyncio.sleep(plan.net_cut_seconds)
                 broker.proc.send_signal(signal.SIGCONT)
             else:
-                sig = signal.SIGTERM if restarts == 0 else signal.SIGKILL
+                sig = signal.Signals[plan.restart_signals[restarts % len(plan.restart_signals)]]
                 restarts += 1
                 code = await asyncio.to_thread(agent.stop, sig)
                 await asyncio.to_thread(agent.start)
-                kind = f"restart ({signal.Signals(sig).name}, exit {code})"
+                kind = f"restart ({sig.name}, exit {code})"
             day.faults.append(f"{sim_clock(point)} {kind}")
 
     await asyncio.gather(residents(), sampler(), faults(), *(counter(n) for n in counters),
