@@ -85,6 +85,7 @@ class Sample:
 @dataclass
 class Day:
     issued: list[str] = field(default_factory=list)  # ticket ids answered 201
+    refused: Counter[str] = field(default_factory=Counter)  # takes answered otherwise, by status and code
     served: int = 0
     ratings: int = 0
     calls: list[str] = field(default_factory=list)  # final call states
@@ -214,6 +215,8 @@ async def play_day(plan: Plan, work: Path, broker: Broker, agent: Agent, http: H
             status, data = await http.call("POST", "/api/tickets", {"service": rng.choice(codes)})
             if status == 201:
                 day.issued.append(data["id"])
+            else:
+                day.refused[f"{status} {data.get('code') if isinstance(data, dict) else ''}"] += 1
         done.set()
 
     async def counter(n: int) -> None:
@@ -432,7 +435,8 @@ async def run_day(plan: Plan, work: Path) -> dict[str, Any]:
     if not flat["flat"]:
         result["failures"].append(f"resources not flat over the last run: {flat}")
     result.update({
-        "wall_seconds": round(time.monotonic() - started, 1), "served": day.served, "ratings": day.ratings,
+        "wall_seconds": round(time.monotonic() - started, 1), "refused": dict(day.refused),
+        "served": day.served, "ratings": day.ratings,
         "calls": day.calls, "faults": day.faults, "http_retries": day.http_retries, "agent_runs": agent.runs,
         "checkins": {t: n for t, n in types.items() if t.startswith("checkin.")},
         "flatness": flat, "samples": [asdict(s) for s in day.samples],
@@ -456,7 +460,8 @@ def main() -> None:
         flat = result["flatness"]
         print(f"day 07:30–17:00 in {plan.day_seconds:.0f} s wall ({result['wall_seconds']} s with the drain), "
               f"{result['agent_runs']} agent runs; faults: {', '.join(result['faults'])}")
-        print(f"tickets {result['tickets']} (answered {result['issued_ok']}), served {result['served']}, "
+        print(f"tickets {result['tickets']} (answered 201: {result['issued_ok']}, refused: {result['refused']}), "
+              f"served {result['served']}, "
               f"ratings {result['ratings']}, calls {result['calls']}, check-ins {result['checkins']}, "
               f"HTTP retries while down {result['http_retries']}")
         print(f"events: kiosk {result['kiosk_events']}, central {result['central_events']}")
