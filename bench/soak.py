@@ -137,15 +137,18 @@ class Agent:
         self.env, self.web_port, self.log = env, web_port, log
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.ready = False  # serving: samples taken while Python still imports would make any curve "grow"
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([*KIOSK, "run"], env=self.env, stdout=log, stderr=log)
         self.runs += 1
         wait_port(self.web_port, 60)
+        self.ready = True
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
+        self.ready = False
         self.proc.send_signal(sig)
         code = self.proc.wait(timeout=30)
         self.proc = None
@@ -243,7 +246,7 @@ async def play_day(plan: Plan, work: Path, broker: Broker, agent: Agent, http: H
         for i in range(plan.samples + 1):
             await until(i / plan.samples)
             proc = agent.proc
-            if proc is None:
+            if proc is None or not agent.ready:
                 continue
             try:
                 rss, fds, threads = proc_sample(proc.pid)
@@ -255,7 +258,7 @@ async def play_day(plan: Plan, work: Path, broker: Broker, agent: Agent, http: H
         await until(at)
         status, data = await http.call("POST", "/api/calls", {"service": rng.choice(codes)}, ok=(201, 409, 503))
         if status != 201:
-            day.calls.append(f"refused {status}")
+            day.calls.append(f"refused {status} {data.get('code') if isinstance(data, dict) else ''}".rstrip())
             return
         deadline = time.monotonic() + 20
         state = data["state"]
@@ -339,6 +342,9 @@ def flatness(samples: list[Sample]) -> dict[str, Any]:
     last = max(s.run for s in samples)
     run = [s for s in samples if s.run == last]
     run = run[int(len(run) * WARMUP):] if len(run) >= 8 else run
+    if len(run) < 4:  # a restart that took most of a short day: no curve to judge
+        return {"run": last, "samples": len(run), "flat": False, "verdict": "too few samples",
+                **{k: (float("nan"), float("nan")) for k in ("rss_kb", "fds", "threads", "tasks")}, "rss_ratio": None}
 
     def ends(key: str) -> tuple[float, float]:
         vals = [getattr(s, key) for s in run if getattr(s, key) is not None]
