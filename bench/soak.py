@@ -137,6 +137,7 @@ class Agent:
         self.env, self.web_port, self.log = env, web_port, log
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.hung: list[str] = []
         self.ready = False  # serving: samples taken while Python still imports would make any curve "grow"
 
     def start(self) -> None:
@@ -150,7 +151,13 @@ class Agent:
         assert self.proc is not None
         self.ready = False
         self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a hung shutdown is a finding, not the end of the day
+            self.proc.kill()
+            code = self.proc.wait()
+            tail = self.log.read_text(errors="replace").splitlines()[-15:]
+            self.hung.append(f"did not stop within 30 s of {signal.Signals(sig).name}; log tail: " + " | ".join(tail))
         self.proc = None
         return code
 
@@ -436,6 +443,7 @@ async def run_day(plan: Plan, work: Path) -> dict[str, Any]:
             ingest.wait()
         broker.stop()
     result = check(day, kiosk, central, kiosk_tickets(work))
+    result["failures"] += [f"agent {h}" for h in agent.hung]
     types = Counter(t for _, _, t in kiosk)
     flat = flatness(day.samples)
     if not flat["flat"]:
