@@ -123,6 +123,7 @@ def test_metrics_of_the_running_daemon_move(kiosk_env: dict[str, str], tmp_path:
                              and value(f, "kiosk_qr_decode_seconds_count") > 0)
         check_conventions(first)
         assert value(first, "kiosk_camera_up") == 1
+        assert value(first, "kiosk_asyncio_tasks") > 5  # the daemon's loops, at least
         assert value(first, "kiosk_call_state", state="idle") == 1
         assert value(first, "kiosk_call_state", state="ringing") == 0
         assert value(first, "kiosk_announcer_queue_length") >= 0

@@ -11,6 +11,7 @@ central Prometheus can scrape a whole fleet without relabelling.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -231,6 +232,13 @@ def families_from_snapshot(snap: Snapshot) -> list[Family]:
 # --- the web server's own series and the whole page ------------------------------------------------
 
 
+def _loop_tasks() -> float | None:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # rendered outside a running loop (a unit test): no sample
+        return None
+
+
 class WebMetrics:
     """Counts HTTP requests and renders the page; ``snapshot`` supplies the device and sync sections."""
 
@@ -258,6 +266,9 @@ class WebMetrics:
             counter("kiosk_live_messages_total", "Messages sent on live streams.", live_messages),
             counter("kiosk_counter_auth_failures_total", "Wrong counter PINs presented.", auth_failures),
         ]
+        tasks = _loop_tasks()
+        if tasks is not None:  # a count that grows over a day is a task leak (bench/soak.py)
+            families.append(gauge("kiosk_asyncio_tasks", "asyncio tasks alive in the daemon's event loop.", tasks))
         snap = self.snapshot() if self.snapshot is not None else {}
         if "announcer" not in snap and announcer is not None:
             # Without the daemon's snapshot (a bare web server in tests), read the announcer directly.
