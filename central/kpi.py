@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from central import daystats
+from central import histogram as hist
 from central.db import Db
 
 GroupBy = Literal["ward", "service", "counter", "day", "all"]
@@ -67,8 +69,38 @@ def _percentiles(db: Db, column: str, group: str, where: str, params: list[Any])
 
 
 def ticket_kpis(db: Db, wards: Sequence[str] | None, start: str, end: str, by: GroupBy = "all",
-                thresholds: Sequence[int] = (15, 30)) -> list[Kpi]:
-    """Ticket figures for the wards (None: the whole city) and the local days start..end, grouped."""
+                thresholds: Sequence[int] = (15, 30), rows: list[daystats.DayRow] | None = None) -> list[Kpi]:
+    """Ticket figures for the wards (None: the whole city) and the local days start..end, grouped.
+
+    By ward, service, day or in all: merged from the daily summaries (`rows`, read once per page by the
+    caller, or here), percentiles to the histogram's bucket (central/histogram.py). By counter (one
+    ward's page): exact, over that ward's tickets.
+    """
+    if by != "counter":
+        return _from_days(daystats.load(db, wards, start, end) if rows is None else rows, by, thresholds)
+    return _from_tickets(db, wards, start, end, by, thresholds)
+
+
+def _from_days(rows: list[daystats.DayRow], by: GroupBy, thresholds: Sequence[int]) -> list[Kpi]:
+    groups: dict[Any, list[daystats.DayRow]] = {}
+    for r in rows:
+        groups.setdefault("all" if by == "all" else getattr(r, by), []).append(r)
+    result = []
+    for key in sorted(groups):
+        part = groups[key]
+        issued, served, no_show, cancelled, called, wait_sum = (sum(r.counts[i] for r in part) for i in range(6))
+        waits = hist.merge(r.waits for r in part)
+        services = hist.merge(r.services for r in part)
+        result.append(Kpi(key=key, issued=issued, served=served, no_show=no_show, cancelled=cancelled, called=called,
+                          within={int(m): hist.at_most(waits, int(m) * 60) for m in thresholds},
+                          wait_p50=hist.percentile(waits, 50), wait_p90=hist.percentile(waits, 90),
+                          service_p50=hist.percentile(services, 50), service_p90=hist.percentile(services, 90),
+                          wait_avg=wait_sum / called if called else None))
+    return result
+
+
+def _from_tickets(db: Db, wards: Sequence[str] | None, start: str, end: str, by: GroupBy,
+                  thresholds: Sequence[int]) -> list[Kpi]:
     group = GROUP_COLUMNS[by]
     where, params = _scope(wards, start, end)
     within = ", ".join(f"SUM(CASE WHEN waited_seconds <= {int(m) * 60} THEN 1 ELSE 0 END)" for m in thresholds)
@@ -101,12 +133,12 @@ def ticket_kpis(db: Db, wards: Sequence[str] | None, start: str, end: str, by: G
     return result
 
 
-def busiest_hours(db: Db, wards: Sequence[str] | None, start: str, end: str) -> list[tuple[int, int]]:
+def busiest_hours(db: Db, wards: Sequence[str] | None, start: str, end: str,
+                  rows: list[daystats.DayRow] | None = None) -> list[tuple[int, int]]:
     """(local hour, tickets issued in it), busiest first."""
-    where, params = _scope(wards, start, end)
-    rows = db.query(f"SELECT hour, COUNT(*) FROM central_tickets WHERE {where} GROUP BY hour "
-                    "ORDER BY COUNT(*) DESC, hour", params)
-    return [(int(h), int(n)) for h, n in rows]
+    days = daystats.load(db, wards, start, end) if rows is None else rows
+    counts = hist.merge((r.hours for r in days), size=24)
+    return sorted(((h, n) for h, n in enumerate(counts) if n), key=lambda x: (-x[1], x[0]))
 
 
 @dataclass

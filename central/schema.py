@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from central import daystats
 from central.contract import ACKS_DDL, EVENTS_DDL
 from central.db import Db
 
@@ -37,6 +38,9 @@ MIGRATIONS: list[list[str]] = [
         "service TEXT NOT NULL, counter INTEGER NOT NULL, n BIGINT NOT NULL, total BIGINT NOT NULL, "
         "PRIMARY KEY (ward, day, metric, service, counter))",
     ],
+    # Version 2: daily summaries per ward, day and service with wait/service histograms (central/daystats.py),
+    # filled from the tickets already summarised when the migration runs.
+    daystats.DDL,
 ]
 VERSION = len(MIGRATIONS)
 
@@ -56,6 +60,8 @@ def ensure_schema(db: Db) -> int:
         for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
             for statement in statements:
                 cur.run(statement)
+            if number == 2:
+                daystats.rebuild_all(cur)
             cur.run("UPDATE central_web_version SET version = ?", (number,))
             logger.info("central web schema migrated to version %d", number)
     return max(current, VERSION)

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central import contract as c
+from central import daystats
 from central.db import Cursor, Db
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,14 @@ class Summarizer:
                  "AND ticket = ? AND waited_seconds IS NULL", called)
         cur.many("UPDATE central_tickets SET outcome = ?, service_seconds = ? WHERE ward = ? AND kiosk = ? "
                  "AND ticket = ?", ended)
+        touched = {(ward, str(row[0])) for row in fresh.values()}
+        older = sorted({t for *_, t in called} | {t for *_, t in ended})
+        for i in range(0, len(older), 500):
+            part = older[i:i + 500]
+            touched |= {(ward, str(d)) for (d,) in cur.all(
+                f"SELECT DISTINCT day FROM central_tickets WHERE ward = ? AND kiosk = ? AND ticket IN "
+                f"({', '.join('?' for _ in part)})", (ward, kiosk, *part))}
+        daystats.rebuild(cur, touched)
         cur.many("INSERT INTO central_daily (ward, day, metric, service, counter, n, total) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ward, day, metric, service, counter) "
                  "DO UPDATE SET n = central_daily.n + excluded.n, total = central_daily.total + excluded.total",

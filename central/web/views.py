@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from central.daystats import load as load_days
 from central.errors import BadInput, Forbidden, NotFound
 from central.kpi import busiest_hours, completeness, daily_counts, ratings, ticket_kpis
 from central.report import known_wards, monthly_rows, write_csv
@@ -117,15 +118,16 @@ def _filters(action: str, wards: list[str], ward: str | None, start: str, end: s
 def kpi_data(request: web.Request, wards: list[str] | None, start: str, end: str) -> dict[str, Any]:
     central = central_of(request)
     db, levels = central.db, central.settings.service_level_minutes
-    whole = ticket_kpis(db, wards, start, end, thresholds=levels)
+    days = load_days(db, wards, start, end)  # read once, merged per grouping
+    whole = ticket_kpis(db, wards, start, end, thresholds=levels, rows=days)
     return {
         "total": whole[0] if whole else None,
-        "by_service": ticket_kpis(db, wards, start, end, by="service", thresholds=levels),
+        "by_service": ticket_kpis(db, wards, start, end, by="service", thresholds=levels, rows=days),
         "by_counter": ticket_kpis(db, wards, start, end, by="counter", thresholds=levels) if wards and len(
             wards) == 1 else [],
-        "by_ward": ticket_kpis(db, wards, start, end, by="ward", thresholds=levels),
-        "by_day": ticket_kpis(db, wards, start, end, by="day", thresholds=levels),
-        "hours": busiest_hours(db, wards, start, end),
+        "by_ward": ticket_kpis(db, wards, start, end, by="ward", thresholds=levels, rows=days),
+        "by_day": ticket_kpis(db, wards, start, end, by="day", thresholds=levels, rows=days),
+        "hours": busiest_hours(db, wards, start, end, rows=days),
         "ratings": ratings(db, wards, start, end),
         "counts": daily_counts(db, wards, start, end),
         "completeness": completeness(db, wards),
