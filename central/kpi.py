@@ -189,10 +189,10 @@ class Completeness:
     def sentence(self) -> str:
         if not self.kiosks:
             return "Chưa có ki-ốt nào gửi sự kiện."
-        text = (f"Đầy đủ đến sự kiện đã xác nhận của {self.kiosks} ki-ốt "
-                f"(số thứ tự nhỏ nhất {min(self.summarised_to.values())}).")
-        if self.gaps:
-            text += f" {self.gaps} ki-ốt còn sự kiện chưa gửi đủ (thiếu một đoạn)."
+        # The wording: complete up to event N of every kiosk; K kiosks still have unsent events.
+        text = (f"Đầy đủ đến sự kiện {min(self.summarised_to.values())} của mọi ki-ốt ({self.kiosks} ki-ốt, "
+                f"mỗi ki-ốt đến sự kiện cuối đã xác nhận). {self.gaps} ki-ốt còn sự kiện chưa gửi đủ "
+                "(thiếu một đoạn, phần sau đã đến nhưng chưa tính).")
         if self.behind:
             text += f" {self.behind} ki-ốt đang được tổng hợp."
         return text + " Sự kiện còn nằm trên ki-ốt chưa gửi thì trung tâm chưa biết."
