@@ -41,6 +41,8 @@ MIGRATIONS: list[list[str]] = [
     # Version 2: daily summaries per ward, day and service with wait/service histograms (central/daystats.py),
     # filled from the tickets already summarised when the migration runs.
     daystats.DDL,
+    # Version 3: the mobile ticket page finds a ticket by its id alone (central/web/ticket.py).
+    ["CREATE INDEX central_tickets_ticket ON central_tickets (ticket)"],
 ]
 VERSION = len(MIGRATIONS)
 

@@ -16,7 +16,7 @@ from central.kpi import busiest_hours, completeness, daily_counts, ratings, tick
 from central.report import known_wards, monthly_rows, write_csv
 from central.sessions import csrf_ok
 from central.users import WARD, User
-from central.web import html, public
+from central.web import html, public, ticket
 from central.web.app import LOGIN_COOKIE, SESSION_COOKIE, central_of, new_login_token, require, see_other, set_cookie
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -292,3 +292,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/events", events)
     app.router.add_get("/fleet", fleet)
     app.router.add_get("/public/{ward}", public.public)
+    app.router.add_get("/t/{token}", ticket.ticket_page)
