@@ -51,6 +51,51 @@ def rebuild(cur: Cursor, ward_days: Iterable[tuple[str, str]]) -> None:
                  [(ward, day, s, *a[:6], h.encode(a[6]), h.encode(a[7]), h.encode(a[8])) for s, a in acc.items()])
 
 
+Ticket = tuple[Any, Any, Any, Any, Any, Any]  # day, hour, service, waited_seconds, service_seconds, outcome
+
+
+class Delta:
+    """What a summariser chunk changes, per (day, service): applied to the stored rows by read-modify-write,
+    so the cost follows the chunk, not the size of the day."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], list[Any]] = {}
+
+    def add(self, t: Ticket, sign: int) -> None:
+        day, hour, service, waited, served_s, outcome = t
+        a = self.rows.setdefault((str(day), str(service)), [0, 0, 0, 0, 0, 0, {}, {}, {}])
+        a[0] += sign
+        a[1] += sign * (outcome == "served")
+        a[2] += sign * (outcome == "no_show")
+        a[3] += sign * (outcome == "cancelled")
+        if waited is not None:
+            a[4] += sign
+            a[5] += sign * int(waited)
+            b = h.bucket(int(waited))
+            a[6][b] = a[6].get(b, 0) + sign
+        if served_s is not None:
+            b = h.bucket(int(served_s))
+            a[7][b] = a[7].get(b, 0) + sign
+        a[8][int(hour)] = a[8].get(int(hour), 0) + sign
+
+    def apply(self, cur: Cursor, ward: str) -> None:
+        for (day, service), d in sorted(self.rows.items()):
+            row = cur.first("SELECT issued, served, no_show, cancelled, called, wait_sum, waits, services, hours "
+                            "FROM central_day_stats WHERE ward = ? AND day = ? AND service = ?", (ward, day, service))
+            old: list[Any] = [0, 0, 0, 0, 0, 0, {}, {}, {}] if row is None else [
+                *(int(x) for x in row[:6]), *(h.decode(str(x)) for x in row[6:])]
+            new = [old[i] + d[i] for i in range(6)]
+            hists = []
+            for i in (6, 7, 8):
+                merged = dict(old[i])
+                for b, n in d[i].items():
+                    merged[b] = merged.get(b, 0) + n
+                hists.append(h.encode(merged))
+            cur.run("DELETE FROM central_day_stats WHERE ward = ? AND day = ? AND service = ?", (ward, day, service))
+            cur.run(f"INSERT INTO central_day_stats ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (ward, day, service, *new, *hists))
+
+
 def rebuild_all(cur: Cursor) -> None:
     rebuild(cur, [(str(w), str(d)) for w, d in cur.all("SELECT DISTINCT ward, day FROM central_tickets")])
 

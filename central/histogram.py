@@ -27,10 +27,15 @@ def bucket(seconds: int) -> int:
 
 
 def encode(counts: dict[int, int]) -> str:
-    pairs = np.array(sorted(counts.items()), dtype=np.int64).reshape(-1, 2)
+    pairs = np.array(sorted((i, n) for i, n in counts.items() if n), dtype=np.int64).reshape(-1, 2)
     out = np.empty(len(pairs), dtype=_PAIR)
     out["i"], out["n"] = pairs[:, 0], pairs[:, 1]
     return out.tobytes().hex()
+
+
+def decode(encoded: str) -> dict[int, int]:
+    pairs = np.frombuffer(bytes.fromhex(encoded), dtype=_PAIR)
+    return {int(i): int(n) for i, n in zip(pairs["i"], pairs["n"], strict=True)}
 
 
 def merge(encoded: Iterable[str], size: int = SIZE) -> list[int]:
