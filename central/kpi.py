@@ -154,13 +154,14 @@ class Ratings:
 
 def ratings(db: Db, wards: Sequence[str] | None, start: str, end: str) -> Ratings:
     where, params = _scope(wards, start, end)
-    rows = db.query(f"SELECT metric, SUM(n) FROM central_daily WHERE {where} AND metric LIKE 'rating.%.%' "
-                    "GROUP BY metric", params)
+    metrics = [f"ward.rating.{scale}.{score}" for scale in (3, 4, 5) for score in range(1, scale + 1)]
+    rows = db.query(f"SELECT metric, SUM(n) FROM central_daily WHERE {where} AND metric IN "
+                    f"({', '.join('?' for _ in metrics)}) GROUP BY metric", [*params, *metrics])
     scales: dict[int, dict[int, int]] = {}
     weight = 0.0
     count = 0
     for metric, n in rows:
-        _, scale, score = str(metric).split(".")
+        *_, scale, score = str(metric).split(".")
         scales.setdefault(int(scale), {})[int(score)] = int(n)
         weight += int(n) * (int(score) - 1) / (int(scale) - 1)
         count += int(n)

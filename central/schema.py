@@ -43,6 +43,12 @@ MIGRATIONS: list[list[str]] = [
     daystats.DDL,
     # Version 3: the mobile ticket page finds a ticket by its id alone (central/web/ticket.py).
     ["CREATE INDEX central_tickets_ticket ON central_tickets (ticket)"],
+    # Version 4: ratings per ward and day alone (metric ward.rating.SCALE.SCORE), and an index by metric,
+    # so a city page reads a few rows a ward-day instead of one per service and counter.
+    ["INSERT INTO central_daily (ward, day, metric, service, counter, n, total) SELECT ward, day, "
+     "'ward.' || metric, '', 0, SUM(n), SUM(total) FROM central_daily WHERE metric LIKE 'rating.%.%' "
+     "GROUP BY ward, day, metric",
+     "CREATE INDEX central_daily_metric_day ON central_daily (metric, day)"],
 ]
 VERSION = len(MIGRATIONS)
 

@@ -122,6 +122,7 @@ class Summarizer:
                     service, counter = _str(data.get("service")), _int(data.get("counter")) or 0
                     count(day, f"rating.{scale}", service, counter, score)
                     count(day, f"rating.{scale}.{score}", service, counter, score)
+                    count(day, f"ward.rating.{scale}.{score}", "", 0, score)  # what the pages read
             elif type_ == c.FEEDBACK_SUBMITTED:
                 count(day, "feedback", "", 0, 0)
             elif type_ == c.CALL_ANSWERED:

@@ -63,6 +63,8 @@ def test_day_summaries_agree_with_tickets(db: Db) -> None:
     with db.transaction() as cur:
         cur.run("DROP TABLE central_day_stats")
         cur.run("DROP INDEX central_tickets_ticket")
+        cur.run("DROP INDEX central_daily_metric_day")
+        cur.run("DELETE FROM central_daily WHERE metric LIKE 'ward.%'")
         cur.run("UPDATE central_web_version SET version = 1")
     ensure_schema(db)
     assert db.query("SELECT * FROM central_day_stats ORDER BY ward, day, service") == before
