@@ -138,6 +138,10 @@ class WebSettings(Section):
     idle_reset_seconds: int = Field(
         60, ge=10, le=3600, description="The kiosk screen returns to the start after this many idle seconds."
     )
+    central_public_url: str = Field(
+        "", pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$", max_length=200,
+        description="Central's public base URL: the ticket QR becomes BASE/t/<token> (mobile ticket); "
+                    "empty: the plain WKT1: payload.")
     max_body_bytes: int = Field(16_384, ge=1024, le=1_048_576, description="Largest accepted request body.")
     board_last_calls: int = Field(8, ge=1, le=50, description="Recent calls listed on the display board.")
     screen_addresses: list[str] = Field(

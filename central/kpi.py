@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from central import daystats
+from central import histogram as hist
 from central.db import Db
 
 GroupBy = Literal["ward", "service", "counter", "day", "all"]
@@ -67,8 +69,38 @@ def _percentiles(db: Db, column: str, group: str, where: str, params: list[Any])
 
 
 def ticket_kpis(db: Db, wards: Sequence[str] | None, start: str, end: str, by: GroupBy = "all",
-                thresholds: Sequence[int] = (15, 30)) -> list[Kpi]:
-    """Ticket figures for the wards (None: the whole city) and the local days start..end, grouped."""
+                thresholds: Sequence[int] = (15, 30), rows: list[daystats.DayRow] | None = None) -> list[Kpi]:
+    """Ticket figures for the wards (None: the whole city) and the local days start..end, grouped.
+
+    By ward, service, day or in all: merged from the daily summaries (`rows`, read once per page by the
+    caller, or here), percentiles to the histogram's bucket (central/histogram.py). By counter (one
+    ward's page): exact, over that ward's tickets.
+    """
+    if by != "counter":
+        return _from_days(daystats.load(db, wards, start, end) if rows is None else rows, by, thresholds)
+    return _from_tickets(db, wards, start, end, by, thresholds)
+
+
+def _from_days(rows: list[daystats.DayRow], by: GroupBy, thresholds: Sequence[int]) -> list[Kpi]:
+    groups: dict[Any, list[daystats.DayRow]] = {}
+    for r in rows:
+        groups.setdefault("all" if by == "all" else getattr(r, by), []).append(r)
+    result = []
+    for key in sorted(groups):
+        part = groups[key]
+        issued, served, no_show, cancelled, called, wait_sum = (sum(r.counts[i] for r in part) for i in range(6))
+        waits = hist.merge(r.waits for r in part)
+        services = hist.merge(r.services for r in part)
+        result.append(Kpi(key=key, issued=issued, served=served, no_show=no_show, cancelled=cancelled, called=called,
+                          within={int(m): hist.at_most(waits, int(m) * 60) for m in thresholds},
+                          wait_p50=hist.percentile(waits, 50), wait_p90=hist.percentile(waits, 90),
+                          service_p50=hist.percentile(services, 50), service_p90=hist.percentile(services, 90),
+                          wait_avg=wait_sum / called if called else None))
+    return result
+
+
+def _from_tickets(db: Db, wards: Sequence[str] | None, start: str, end: str, by: GroupBy,
+                  thresholds: Sequence[int]) -> list[Kpi]:
     group = GROUP_COLUMNS[by]
     where, params = _scope(wards, start, end)
     within = ", ".join(f"SUM(CASE WHEN waited_seconds <= {int(m) * 60} THEN 1 ELSE 0 END)" for m in thresholds)
@@ -101,12 +133,12 @@ def ticket_kpis(db: Db, wards: Sequence[str] | None, start: str, end: str, by: G
     return result
 
 
-def busiest_hours(db: Db, wards: Sequence[str] | None, start: str, end: str) -> list[tuple[int, int]]:
+def busiest_hours(db: Db, wards: Sequence[str] | None, start: str, end: str,
+                  rows: list[daystats.DayRow] | None = None) -> list[tuple[int, int]]:
     """(local hour, tickets issued in it), busiest first."""
-    where, params = _scope(wards, start, end)
-    rows = db.query(f"SELECT hour, COUNT(*) FROM central_tickets WHERE {where} GROUP BY hour "
-                    "ORDER BY COUNT(*) DESC, hour", params)
-    return [(int(h), int(n)) for h, n in rows]
+    days = daystats.load(db, wards, start, end) if rows is None else rows
+    counts = hist.merge((r.hours for r in days), size=24)
+    return sorted(((h, n) for h, n in enumerate(counts) if n), key=lambda x: (-x[1], x[0]))
 
 
 @dataclass
@@ -122,13 +154,14 @@ class Ratings:
 
 def ratings(db: Db, wards: Sequence[str] | None, start: str, end: str) -> Ratings:
     where, params = _scope(wards, start, end)
-    rows = db.query(f"SELECT metric, SUM(n) FROM central_daily WHERE {where} AND metric LIKE 'rating.%.%' "
-                    "GROUP BY metric", params)
+    metrics = [f"ward.rating.{scale}.{score}" for scale in (3, 4, 5) for score in range(1, scale + 1)]
+    rows = db.query(f"SELECT metric, SUM(n) FROM central_daily WHERE {where} AND metric IN "
+                    f"({', '.join('?' for _ in metrics)}) GROUP BY metric", [*params, *metrics])
     scales: dict[int, dict[int, int]] = {}
     weight = 0.0
     count = 0
     for metric, n in rows:
-        _, scale, score = str(metric).split(".")
+        *_, scale, score = str(metric).split(".")
         scales.setdefault(int(scale), {})[int(score)] = int(n)
         weight += int(n) * (int(score) - 1) / (int(scale) - 1)
         count += int(n)
@@ -157,10 +190,10 @@ class Completeness:
     def sentence(self) -> str:
         if not self.kiosks:
             return "Chưa có ki-ốt nào gửi sự kiện."
-        text = (f"Đầy đủ đến sự kiện đã xác nhận của {self.kiosks} ki-ốt "
-                f"(số thứ tự nhỏ nhất {min(self.summarised_to.values())}).")
-        if self.gaps:
-            text += f" {self.gaps} ki-ốt còn sự kiện chưa gửi đủ (thiếu một đoạn)."
+        # The issue's wording: complete up to event N of every kiosk; K kiosks still have unsent events.
+        text = (f"Đầy đủ đến sự kiện {min(self.summarised_to.values())} của mọi ki-ốt ({self.kiosks} ki-ốt, "
+                f"mỗi ki-ốt đến sự kiện cuối đã xác nhận). {self.gaps} ki-ốt còn sự kiện chưa gửi đủ "
+                "(thiếu một đoạn, phần sau đã đến nhưng chưa tính).")
         if self.behind:
             text += f" {self.behind} ki-ốt đang được tổng hợp."
         return text + " Sự kiện còn nằm trên ki-ốt chưa gửi thì trung tâm chưa biết."

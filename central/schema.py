@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from central import daystats
 from central.contract import ACKS_DDL, EVENTS_DDL
 from central.db import Db
 
@@ -37,6 +38,17 @@ MIGRATIONS: list[list[str]] = [
         "service TEXT NOT NULL, counter INTEGER NOT NULL, n BIGINT NOT NULL, total BIGINT NOT NULL, "
         "PRIMARY KEY (ward, day, metric, service, counter))",
     ],
+    # Version 2: daily summaries per ward, day and service with wait/service histograms (central/daystats.py),
+    # filled from the tickets already summarised when the migration runs.
+    daystats.DDL,
+    # Version 3: the mobile ticket page finds a ticket by its id alone (central/web/ticket.py).
+    ["CREATE INDEX central_tickets_ticket ON central_tickets (ticket)"],
+    # Version 4: ratings per ward and day alone (metric ward.rating.SCALE.SCORE), and an index by metric,
+    # so a city page reads a few rows a ward-day instead of one per service and counter.
+    ["INSERT INTO central_daily (ward, day, metric, service, counter, n, total) SELECT ward, day, "
+     "'ward.' || metric, '', 0, SUM(n), SUM(total) FROM central_daily WHERE metric LIKE 'rating.%.%' "
+     "GROUP BY ward, day, metric",
+     "CREATE INDEX central_daily_metric_day ON central_daily (metric, day)"],
 ]
 VERSION = len(MIGRATIONS)
 
@@ -56,6 +68,8 @@ def ensure_schema(db: Db) -> int:
         for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
             for statement in statements:
                 cur.run(statement)
+            if number == 2:
+                daystats.rebuild_all(cur)
             cur.run("UPDATE central_web_version SET version = ?", (number,))
             logger.info("central web schema migrated to version %d", number)
     return max(current, VERSION)

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central import contract as c
+from central import daystats
 from central.db import Cursor, Db
 
 logger = logging.getLogger(__name__)
@@ -121,12 +122,37 @@ class Summarizer:
                     service, counter = _str(data.get("service")), _int(data.get("counter")) or 0
                     count(day, f"rating.{scale}", service, counter, score)
                     count(day, f"rating.{scale}.{score}", service, counter, score)
+                    count(day, f"ward.rating.{scale}.{score}", "", 0, score)  # what the pages read
             elif type_ == c.FEEDBACK_SUBMITTED:
                 count(day, "feedback", "", 0, 0)
             elif type_ == c.CALL_ANSWERED:
                 count(day, "call.answered", _str(data.get("service")), 0, _int(data.get("ring_seconds")) or 0)
             elif type_ == c.CALL_MISSED:
                 count(day, "call.missed", _str(data.get("service")), 0, 0)
+        # Day summaries move by the chunk's difference: older tickets' state before and after it.
+        delta = daystats.Delta()
+        for row in fresh.values():
+            delta.add((row[0], row[1], row[2], row[4], row[5], row[6]), 1)
+        older = sorted({t for *_, t in called} | {t for *_, t in ended})
+        before: dict[str, list[Any]] = {}
+        for i in range(0, len(older), 500):
+            part = older[i:i + 500]
+            marks = ", ".join("?" for _ in part)
+            for t, *state in cur.all(
+                    "SELECT ticket, day, hour, service, waited_seconds, service_seconds, outcome FROM central_tickets "
+                    f"WHERE ward = ? AND kiosk = ? AND ticket IN ({marks})", (ward, kiosk, *part)):
+                before[str(t)] = state
+        after = {t: list(state) for t, state in before.items()}
+        for _counter, waited, _w, _k, t in called:
+            if t in after and after[t][3] is None:
+                after[t][3] = waited
+        for outcome, seconds, _w, _k, t in ended:
+            if t in after:
+                after[t][4], after[t][5] = seconds, outcome
+        for t, state in before.items():
+            delta.add(tuple(state), -1)
+            delta.add(tuple(after[t]), 1)
+        delta.apply(cur, ward)
         # Then calls, then outcomes of older tickets: a ticket's events keep their order in one kiosk's log.
         cur.many("INSERT INTO central_tickets (ward, kiosk, ticket, day, hour, service, counter, waited_seconds, "
                  "service_seconds, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

@@ -10,6 +10,7 @@ import pytest
 
 from central.db import Db
 from central.kpi import busiest_hours, completeness, daily_counts, ratings, ticket_kpis
+from central.schema import ensure_schema
 from central.summarizer import Summarizer
 from tests.central_helpers import Kiosk, open_db, target_for
 
@@ -97,6 +98,13 @@ def test_known_day_gives_exact_figures(db: Db) -> None:
     r = ratings(db, [WARD], DAY, DAY)
     assert r.scales == {3: {1: 0, 2: 0, 3: 1}, 5: {1: 0, 2: 0, 3: 1, 4: 0, 5: 1}}
     assert r.count == 3 and r.normalised == pytest.approx((1 + 0.5 + 1) / 3)
+    # Schema v4's backfill derives the per-ward rating rows from the per-service ones: the same figures.
+    with db.transaction() as cur:
+        cur.run("DELETE FROM central_daily WHERE metric LIKE 'ward.%'")
+        cur.run("DROP INDEX central_daily_metric_day")
+        cur.run("UPDATE central_web_version SET version = 3")
+    ensure_schema(db)
+    assert ratings(db, [WARD], DAY, DAY) == r
     assert daily_counts(db, [WARD], DAY, DAY) == {"feedback": (1, 0), "call.answered": (1, 12),
                                                   "call.missed": (1, 0)}
     done = completeness(db, [WARD])

@@ -176,6 +176,8 @@ async def test_public_page_aggregates_only(client: TestClient[object, object]) -
     assert "19,2 phút" in page  # the month's average wait: 10380 s over the 9 tickets called
     assert "45,5 %" in page and "63,6 %" in page and "75,0 %" in page  # 5/11, 7/11 called in time; ratings
     assert PRIVATE not in page and "0912345678" not in page and "A001" not in page
+    assert "<h3>Thang 5 mức</h3>" in page  # ratings as given, per scale
+    assert "Dữ liệu mới nhất từ ki-ốt lúc" in page and "ki-ốt còn sự kiện chưa gửi đủ" in page
     assert (await client.get("/public/99999")).status == 404
     assert (await client.get("/public/abc")).status == 400
 

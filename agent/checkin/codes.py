@@ -9,8 +9,11 @@ dossier pattern, so junk is rejected.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,16 +30,39 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 DEFAULT_DOSSIER_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}-\d{6}-\d{4}$"
 
 
-def ticket_payload(ticket_id: str) -> str:
-    """What the ticket QR (printed or on screen) holds: no personal data, just the ticket id."""
+# The mobile ticket (#12 item 7): BASE/t/<token>, the token the ticket id's 16 bytes in unpadded
+# base64url (22 characters). Ticket ids are UUIDv7 with 74 random bits, so the page cannot be guessed,
+# and the kiosk camera reads the ticket id back from the URL whichever central base it names.
+_MOBILE = re.compile(r"^https?://[^\s/?#]+(?:/[^\s?#]*)?/t/([A-Za-z0-9_-]{22})$")
+
+
+def ticket_token(ticket_id: str) -> str:
+    return base64.urlsafe_b64encode(uuid.UUID(ticket_id).bytes).rstrip(b"=").decode()
+
+
+def ticket_from_token(token: str) -> str | None:
+    try:
+        raw = base64.urlsafe_b64decode(token + "==")
+    except (binascii.Error, ValueError):
+        return None
+    return str(uuid.UUID(bytes=raw)) if len(raw) == 16 and len(token) == 22 else None
+
+
+def ticket_payload(ticket_id: str, public_base: str = "") -> str:
+    """What the ticket QR (printed or on screen) holds: no personal data, just the ticket id, as a URL of
+    central's public ticket page when `web.central_public_url` is set."""
+    if public_base:
+        return f"{public_base.rstrip('/')}/t/{ticket_token(ticket_id)}"
     return TICKET_PREFIX + ticket_id
 
 
 def parse_ticket(text: str) -> str | None:
-    if not text.startswith(TICKET_PREFIX):
-        return None
-    ticket_id = text[len(TICKET_PREFIX):]
-    return ticket_id if _UUID.match(ticket_id) else None
+    if text.startswith(TICKET_PREFIX):
+        ticket_id = text[len(TICKET_PREFIX):]
+        return ticket_id if _UUID.match(ticket_id) else None
+    match = _MOBILE.match(text)
+    mobile = ticket_from_token(match.group(1)) if match else None
+    return mobile if mobile and _UUID.match(mobile) else None
 
 
 MAX_CODE = 64

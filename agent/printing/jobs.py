@@ -64,9 +64,10 @@ def ticket_view(core: Core, ticket: Ticket, kind: str, reprint: bool, footer: st
         ahead = estimates.people_ahead(conn, ticket.service, ticket.arrival, ticket.priority is not None)
     avg = estimates.average_service_minutes(conn, service, core.settings.queue.estimate_window)
     wait = estimates.estimate_wait_minutes(ahead, avg, service)
+    qr = ticket_payload(ticket.id, core.settings.web.central_public_url)  # a central URL: the mobile ticket
     local = parse_rfc3339(ticket.arrived_at).astimezone(ZoneInfo(core.settings.queue.timezone))
     return TicketView(office=catalogue.office.name, number=ticket.number, service=service.name, priority=priority,
-                      ahead=ahead, wait_minutes=wait, issued_at=local, qr=ticket_payload(ticket.id), kind=kind,
+                      ahead=ahead, wait_minutes=wait, issued_at=local, qr=qr, kind=kind,
                       reprint=reprint, footer=footer or DEFAULT_FOOTER)
 
 

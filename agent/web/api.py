@@ -236,7 +236,7 @@ class Api:
 
     async def ticket_qr(self, request: web.Request) -> web.Response:
         ticket = self.core.queue.get(request.match_info["id"])
-        svg = qr_svg(ticket_payload(ticket.id))
+        svg = qr_svg(ticket_payload(ticket.id, self.core.settings.web.central_public_url))
         return web.Response(body=svg, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     async def rate(self, request: web.Request) -> web.Response:

@@ -10,12 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
+from central.daystats import load as load_days
 from central.errors import BadInput, Forbidden, NotFound
 from central.kpi import busiest_hours, completeness, daily_counts, ratings, ticket_kpis
 from central.report import known_wards, monthly_rows, write_csv
 from central.sessions import csrf_ok
 from central.users import WARD, User
-from central.web import html
+from central.web import html, public, ticket
 from central.web.app import LOGIN_COOKIE, SESSION_COOKIE, central_of, new_login_token, require, see_other, set_cookie
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -117,15 +118,16 @@ def _filters(action: str, wards: list[str], ward: str | None, start: str, end: s
 def kpi_data(request: web.Request, wards: list[str] | None, start: str, end: str) -> dict[str, Any]:
     central = central_of(request)
     db, levels = central.db, central.settings.service_level_minutes
-    whole = ticket_kpis(db, wards, start, end, thresholds=levels)
+    days = load_days(db, wards, start, end)  # read once, merged per grouping
+    whole = ticket_kpis(db, wards, start, end, thresholds=levels, rows=days)
     return {
         "total": whole[0] if whole else None,
-        "by_service": ticket_kpis(db, wards, start, end, by="service", thresholds=levels),
+        "by_service": ticket_kpis(db, wards, start, end, by="service", thresholds=levels, rows=days),
         "by_counter": ticket_kpis(db, wards, start, end, by="counter", thresholds=levels) if wards and len(
             wards) == 1 else [],
-        "by_ward": ticket_kpis(db, wards, start, end, by="ward", thresholds=levels),
-        "by_day": ticket_kpis(db, wards, start, end, by="day", thresholds=levels),
-        "hours": busiest_hours(db, wards, start, end),
+        "by_ward": ticket_kpis(db, wards, start, end, by="ward", thresholds=levels, rows=days),
+        "by_day": ticket_kpis(db, wards, start, end, by="day", thresholds=levels, rows=days),
+        "hours": busiest_hours(db, wards, start, end, rows=days),
         "ratings": ratings(db, wards, start, end),
         "counts": daily_counts(db, wards, start, end),
         "completeness": completeness(db, wards),
@@ -278,40 +280,6 @@ async def fleet(request: web.Request) -> web.Response:
     return web.Response(text=html.page("Ki-ốt", body, session.user, session.csrf), content_type="text/html")
 
 
-def public_data(request: web.Request, ward: str) -> dict[str, Any]:
-    db = central_of(request).db
-    levels = central_of(request).settings.service_level_minutes
-    now = today(request)
-    waiting = db.query("SELECT service, COUNT(*) FROM central_tickets WHERE ward = ? AND day = ? "
-                       "AND outcome IS NULL AND waited_seconds IS NULL GROUP BY service ORDER BY service",
-                       (ward, now.isoformat()))
-    start = now.replace(day=1).isoformat()
-    month = ticket_kpis(db, [ward], start, now.isoformat(), thresholds=levels)
-    return {"waiting": waiting, "month": month[0] if month else None, "levels": levels,
-            "ratings": ratings(db, [ward], start, now.isoformat())}
-
-
-async def public(request: web.Request) -> web.Response:
-    """No login: aggregates only (no free text, no phone numbers, no identity data)."""
-    ward = request.match_info["ward"]
-    if not WARD.match(ward):
-        raise BadInput("Mã phường/xã phải gồm 5 chữ số.")
-    if ward not in await asyncio.to_thread(known_wards, central_of(request).db):
-        raise NotFound(f"Không có phường/xã {ward}.")
-    d = await asyncio.to_thread(public_data, request, ward)
-    m, r = d["month"], d["ratings"]
-    cards = "".join([html.card(html.minutes(m.wait_avg if m else None), "Thời gian chờ trung bình tháng này"),
-                     *[html.card(html.percent(m.rate(m.within.get(x, 0)) if m else None),
-                                 f"Được gọi trong {x} phút") for x in d["levels"]],
-                     html.card(html.percent(r.normalised), f"Mức hài lòng ({r.count} lượt đánh giá)")])
-    waiting = html.table(["Dịch vụ", "Đang chờ"], d["waiting"] or [["Không có ai đang chờ", 0]], "waiting")
-    body = (f"<h1>Bộ phận một cửa phường/xã {ward}: công khai chất lượng phục vụ</h1>"
-            f"<h2>Đang chờ</h2>{waiting}<h2>Tháng này</h2><div class=\"cards\">{cards}</div>"
-            '<p class="note">Số liệu tổng hợp từ các ki-ốt; không có thông tin cá nhân.</p>')
-    return web.Response(text=html.page(f"Phường/xã {ward}", body), content_type="text/html",
-                        headers={"Cache-Control": "public, max-age=30"})
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", root)
     app.router.add_get("/login", login_get)
@@ -323,4 +291,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/reports/download", report_download)
     app.router.add_get("/events", events)
     app.router.add_get("/fleet", fleet)
-    app.router.add_get("/public/{ward}", public)
+    app.router.add_get("/public/{ward}", public.public)
+    app.router.add_get("/t/{token}", ticket.ticket_page)
