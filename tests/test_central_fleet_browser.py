@@ -41,7 +41,7 @@ def central_db(tmp_path: Path, kiosk_env: dict[str, str]) -> Iterator[str]:
     add_user(db, "off1", "officer", [WARD], PASSWORD)
     db.close()
     wards = tmp_path / "wards.csv"
-    wards.write_text(f"code,name\n{WARD},Phường Đa Kao\n", encoding="utf-8")
+    wards.write_text(f"code,name\n{WARD},Phường Tân Định\n", encoding="utf-8")
     proc = run_kiosk(kiosk_env, "central", "wards", "import", str(wards), "--db", target)
     assert proc.returncode == 0 and "1 wards imported" in proc.stdout, proc.stderr
     yield target
@@ -111,7 +111,7 @@ async def test_camera_fault_alert_acknowledged_and_commands(server: str, browser
     await page.goto(f"{server}/ops")
     row = page.locator(f'tr[data-kiosk="{WARD}/{KIOSK_ID}"]')
     await row.locator("td.st-online").wait_for(timeout=WAIT_MS)  # by the page's polling, no reload
-    await row.get_by_text("Phường Đa Kao").wait_for()
+    await row.get_by_text("Phường Tân Định").wait_for()
     await row.get_by_text("running").wait_for(timeout=WAIT_MS)
     # This box may raise its own (clock, disk) alerts; the camera is healthy so far.
     assert await row.locator('.alert[data-kind="camera_fault"]').count() == 0, await row.inner_text()
@@ -162,7 +162,7 @@ async def test_camera_fault_alert_acknowledged_and_commands(server: str, browser
 def test_wards_import_refuses_bad_rows(tmp_path: Path, kiosk_env: dict[str, str]) -> None:
     target = str(tmp_path / "c.db")
     bad = tmp_path / "bad.csv"
-    bad.write_text("26734,Phường Đa Kao\n26735\n", encoding="utf-8")
+    bad.write_text("26734,Phường Tân Định\n26735\n", encoding="utf-8")
     proc = run_kiosk(kiosk_env, "central", "wards", "import", str(bad), "--db", target)
     assert proc.returncode != 0 and "Dòng 2" in proc.stderr
     listed = run_kiosk(kiosk_env, "central", "wards", "list", "--db", target, "--json")

@@ -68,11 +68,18 @@ def kiosk_row(k: dict[str, Any], names: dict[str, str], alerts: list[Alert]) -> 
             "state": k["state"], "state_since": k["state_since"], "since": ago(k["state_since"]),
             "boot": s.get("boot", t.get("boot")), "version": s.get("version", t.get("version")),
             "backlog": t.get("backlog"), "oldest_unsent_age_s": t.get("oldest_unsent_age_s"),
-            "camera": {"state": cam.get("state"), "fps": cam.get("fps"), "drops": cam.get("drops"),
+            "camera": {"state": cam.get("state"), "fps": cam.get("fps"), "drops": total(cam.get("drops")),
                        "faults": cam.get("faults")},
             "disk_free_mb": t.get("disk_free_mb"), "clock": t.get("clock"), "call": call.get("state"),
             "queue_length": t.get("queue_length"), "telemetry_at": t.get("at"),
             "alerts": [alert_json(a) for a in mine]}
+
+
+def total(drops: Any) -> Any:
+    """Camera drops come per consumer (`{"scanner": 3, "call": 1}`); the fleet shows their sum."""
+    if isinstance(drops, dict):
+        return sum(v for v in drops.values() if isinstance(v, int))
+    return drops
 
 
 def alert_json(a: Alert) -> dict[str, Any]:
