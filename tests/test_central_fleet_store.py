@@ -90,3 +90,13 @@ def test_wards_import(fleet: FleetStore, tmp_path: Path) -> None:
     with pytest.raises(BadInput):
         fleet.import_wards(f)
     assert fleet.wards()["26740"] == "Phường Bến Nghé"  # nothing changed
+
+
+def test_last_event_follows_the_ack(fleet: FleetStore) -> None:
+    from tests.central_helpers import Kiosk
+
+    k = Kiosk(fleet.db, "26740", "k1")
+    k.event("ticket.issued", "2026-03-02T02:00:00Z")
+    k.event("ticket.called", "2026-03-02T02:05:00Z")
+    k.event("ticket.done", "2026-03-02T02:09:00Z", ack=False)  # not yet acknowledged: not "last" yet
+    assert fleet.last_events()[("26740", "k1")] == ("ticket.called", "2026-03-02T02:05:00Z", 2)

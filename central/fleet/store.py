@@ -173,6 +173,12 @@ class FleetStore:
         return [{"ward": w, "kiosk": k, "status": json.loads(s), "telemetry": json.loads(t), "state": st,
                  "state_since": since, "updated_at": up} for w, k, s, t, st, since, up in rows]
 
+    def last_events(self) -> dict[tuple[str, str], tuple[str, str, int]]:
+        """Each kiosk's last stored event (type, time, seq), from the ingest's table and its ack mark."""
+        rows = self.db.query("SELECT e.ward, e.kiosk, e.type, e.at, e.seq FROM central_acks a JOIN central_events e "
+                             "ON e.ward = a.ward AND e.kiosk = a.kiosk AND e.log = a.log AND e.seq = a.seq")
+        return {(str(w), str(k)): (str(t), str(at), int(seq)) for w, k, t, at, seq in rows}
+
     def series(self, ward: str, kiosk: str, limit: int = 240) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT data FROM central_telemetry WHERE ward = ? AND kiosk = ? ORDER BY n DESC LIMIT ?",
                              (ward, kiosk, limit))

@@ -59,7 +59,8 @@ def ago(at: str | None) -> str:
     return f"{seconds // 3600} giờ trước"
 
 
-def kiosk_row(k: dict[str, Any], names: dict[str, str], alerts: list[Alert]) -> dict[str, Any]:
+def kiosk_row(k: dict[str, Any], names: dict[str, str], alerts: list[Alert],
+              last: tuple[str, str, int] | None = None) -> dict[str, Any]:
     s, t = k["status"], k["telemetry"]
     cam = t.get("camera") if isinstance(t.get("camera"), dict) else {}
     call = t.get("call") if isinstance(t.get("call"), dict) else {}
@@ -72,6 +73,7 @@ def kiosk_row(k: dict[str, Any], names: dict[str, str], alerts: list[Alert]) -> 
                        "faults": cam.get("faults")},
             "disk_free_mb": t.get("disk_free_mb"), "clock": t.get("clock"), "call": call.get("state"),
             "queue_length": t.get("queue_length"), "telemetry_at": t.get("at"),
+            "last_event": None if last is None else {"type": last[0], "at": last[1], "seq": last[2]},
             "alerts": [alert_json(a) for a in mine]}
 
 
@@ -103,8 +105,9 @@ def fleet_data(store: FleetStore, ward: str | None, scope: list[str] | None) -> 
     names = store.wards()
     kiosks = [k for k in store.kiosks(ward) if scope is None or k["ward"] in scope]
     alerts = store.alerts(ward=ward)
+    last = store.last_events()
     return {"at": now().isoformat(timespec="seconds"), "wards": names,
-            "kiosks": [kiosk_row(k, names, alerts) for k in kiosks]}
+            "kiosks": [kiosk_row(k, names, alerts, last.get((k["ward"], k["kiosk"]))) for k in kiosks]}
 
 
 async def fleet_api(request: web.Request) -> web.Response:
@@ -133,6 +136,12 @@ def alerts_html(alerts: list[dict[str, Any]], csrf: str, may_ack: bool) -> str:
     return "".join(parts) or '<span class="okstate">Bình thường</span>'
 
 
+def last_cell(last: dict[str, Any] | None) -> str:
+    if last is None:
+        return "—"
+    return f'{escape(last["type"])} #{last["seq"]}<br><small>{escape(ago(last["at"]))}</small>'
+
+
 def fleet_rows_html(rows: list[dict[str, Any]], csrf: str, may_ack: bool) -> str:
     out = []
     for r in rows:
@@ -143,16 +152,16 @@ def fleet_rows_html(rows: list[dict[str, Any]], csrf: str, may_ack: bool) -> str
             f'<tr data-kiosk="{escape(r["ward"])}/{escape(r["kiosk"])}"><td>{escape(r["ward_name"])}<br>'
             f'<small>{escape(r["ward"])}</small></td><td><a href="{link}">{escape(r["kiosk"])}</a></td>'
             f'<td class="st-{escape(r["state"])}">{escape(state)}<br><small>{escape(r["since"])}</small></td>'
-            f'<td>{_cell(r["boot"])}</td><td>{_cell(r["version"])}</td>'
+            f'<td>{_cell(r["boot"])}</td><td>{_cell(r["version"])}</td><td>{last_cell(r["last_event"])}</td>'
             f'<td>{_cell(r["backlog"])}<br><small>{_cell(r["oldest_unsent_age_s"], " s")}</small></td>'
             f'<td>{_cell(cam["state"])}<br><small>{_cell(cam["fps"], " fps")} · mất {_cell(cam["drops"])} · '
             f'lỗi {_cell(cam["faults"])}</small></td><td>{_cell(r["disk_free_mb"], " MB")}</td>'
             f'<td>{_cell(r["clock"])}</td><td>{_cell(r["call"])}</td><td>{_cell(r["queue_length"])}</td>'
             f'<td class="alerts">{alerts_html(r["alerts"], csrf, may_ack)}</td></tr>')
-    return "".join(out) or '<tr><td colspan="12">Chưa ki-ốt nào gửi trạng thái.</td></tr>'
+    return "".join(out) or '<tr><td colspan="13">Chưa ki-ốt nào gửi trạng thái.</td></tr>'
 
 
-FLEET_HEAD = ["Phường/xã", "Ki-ốt", "Trạng thái", "Lần khởi động", "Phiên bản", "Tồn / chờ lâu nhất",
+FLEET_HEAD = ["Phường/xã", "Ki-ốt", "Trạng thái", "Lần khởi động", "Phiên bản", "Sự kiện cuối", "Tồn / chờ lâu nhất",
               "Camera", "Đĩa trống", "Đồng hồ", "Cuộc gọi", "Người chờ", "Cảnh báo"]
 
 
@@ -251,7 +260,8 @@ def kiosk_data(db: Db, store: FleetStore, ward: str, kiosk: str, kind: str, page
                       "LIMIT ? OFFSET ?", (*params, EVENTS_PAGE + 1, page * EVENTS_PAGE))
     types = [str(r[0]) for r in db.query("SELECT DISTINCT type FROM central_events WHERE ward = ? AND kiosk = ? "
                                          "ORDER BY type", (ward, kiosk))]
-    return {"row": kiosk_row(known[0], names, store.alerts(ward=ward, kiosk=kiosk)),
+    last = store.last_events().get((ward, kiosk))
+    return {"row": kiosk_row(known[0], names, store.alerts(ward=ward, kiosk=kiosk), last),
             "history": store.alerts(ward=ward, kiosk=kiosk, open_only=False, limit=50),
             "series": store.series(ward, kiosk), "events": events, "types": types,
             "commands": store.commands(ward, kiosk)}
