@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.app import run_agent
@@ -51,6 +52,9 @@ def ensure_broker(settings: Settings) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen([exe, "-c", str(conf)])
 
 
+WARDS_CSV = Path(__file__).resolve().parent.parent / "config" / "wards.demo.csv"
+
+
 def central_web(settings: Settings, central_db: str) -> tuple[subprocess.Popen[bytes], str, str]:
     """Central's web on the demo's central database, with user `admin` and a fresh password."""
     port = os.environ.get("KIOSK_DEMO_CENTRAL_PORT", "8090")
@@ -64,7 +68,8 @@ def central_web(settings: Settings, central_db: str) -> tuple[subprocess.Popen[b
     if added.returncode != 0:  # a previous demo's admin: give it this run's password
         subprocess.run([*kiosk, "user", "passwd", "admin", "--db", central_db, "--password-file", str(secret)],
                        capture_output=True, check=False)
-    serve = subprocess.Popen([*kiosk, "serve", "--db", central_db, "--port", port])
+    subprocess.run([*kiosk, "wards", "import", str(WARDS_CSV), "--db", central_db], capture_output=True, check=False)
+    serve = subprocess.Popen([*kiosk, "serve", "--db", central_db, "--port", port, "--broker", settings.mqtt.url])
     return serve, f"http://127.0.0.1:{port}", password
 
 
@@ -86,7 +91,7 @@ ward-kiosk demo ({settings.device.kiosk}, ward {settings.device.ward}); data in 
   officer console {web}/officer     (broker {settings.call.officer_broker_url}, any user name)
   the demo camera shows a sample ID card, an appointment and a dossier receipt in turn
   paper tickets   {settings.printer.device if settings.printer.enabled else "off"} (each ticket as a PNG)
-  central web     {central_url}/kpi  (user admin, password {password})
+  central web     {central_url}/kpi  (user admin, password {password}); fleet {central_url}/ops
   public page     {central_url}/public/{settings.device.ward}
   try: .venv/bin/kiosk -c config/kiosk.demo.toml queue show   ·   kiosk fleet status --broker {settings.mqtt.url}
 """, flush=True)

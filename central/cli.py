@@ -165,6 +165,35 @@ def register(app: typer.Typer) -> None:
                 raise BadInput(f"cannot write {out}: {exc}") from exc
             typer.echo(f"report written to {out} ({len(rows) - 1} rows)")
 
+    wards_app = typer.Typer(help="Wards' official names shown on central's pages.", no_args_is_help=True)
+    central.add_typer(wards_app, name="wards")
+
+    @wards_app.command("import")
+    @one_line_errors
+    def wards_import(file: Path, db: DbOpt) -> None:
+        """Load `code,name` rows (UTF-8 CSV, header optional) into the wards table; all or nothing."""
+        from central.fleet.store import FleetStore, ensure_fleet_schema
+
+        with opened(db) as conn:
+            ensure_fleet_schema(conn)
+            n = FleetStore(conn).import_wards(file)
+        typer.echo(f"{n} wards imported")
+
+    @wards_app.command("list")
+    @one_line_errors
+    def wards_list(db: DbOpt, as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+        """Ward codes and their official names."""
+        from central.fleet.store import FleetStore, ensure_fleet_schema
+
+        with opened(db) as conn:
+            ensure_fleet_schema(conn)
+            names = FleetStore(conn).wards()
+        if as_json:
+            typer.echo(json.dumps(names, ensure_ascii=False))
+        else:
+            for code, name in names.items():
+                typer.echo(f"{code}  {name}")
+
     @central.command("serve")
     @one_line_errors
     def serve(db: DbOpt,
@@ -174,6 +203,9 @@ def register(app: typer.Typer) -> None:
                   "--secure-cookies", help="Mark cookies Secure (set when served behind TLS).")] = False,
               service_level: Annotated[str, typer.Option("--service-level",
                                                          help="Service-level thresholds, minutes.")] = "15,30",
+              broker: Annotated[str | None, typer.Option(
+                  "--broker", help="mqtt://host:port: watch kiosks' status/telemetry, send fleet commands.")] = None,
+              root: Annotated[str, typer.Option("--root", help="Topic root of the kiosks.")] = "wards",
               ) -> None:
         """Serve central's web pages: login, KPIs, reports, fleet list and each ward's public page."""
         import logging
@@ -183,7 +215,8 @@ def register(app: typer.Typer) -> None:
 
         logging.getLogger("central").setLevel(logging.INFO)
         settings = WebSettings(db=db, secure_cookies=secure_cookies,
-                               service_level_minutes=parse_thresholds(service_level))
+                               service_level_minutes=parse_thresholds(service_level), broker=broker,
+                               fleet_root=root)
         app = build_app(settings)
         logging.getLogger(__name__).warning("central web on http://%s:%d (database %s)", host, port, redact(db))
         run_app(app, host, port)

@@ -27,3 +27,14 @@ EVENTS_DDL: Final = (
 ACKS_DDL: Final = (
     "CREATE TABLE IF NOT EXISTS central_acks (ward TEXT NOT NULL, kiosk TEXT NOT NULL, log TEXT NOT NULL DEFAULT '', "
     "seq BIGINT NOT NULL, id TEXT, at TEXT, diverged BIGINT, PRIMARY KEY (ward, kiosk, log))")
+
+# Fleet (docs/integration.md, "MQTT topics" and "Commands"): `{root}/{ward}/{kiosk}/{leaf}`.
+TOPIC_ROOT: Final = "wards"
+STATUS_LEAF: Final = "status"
+TELEMETRY_LEAF: Final = "telemetry"
+REPLY_LEAF: Final = "reply"
+COMMANDS: Final = ("ping", "status", "queue-snapshot", "resync", "set")
+
+
+def command_topic(root: str, ward: str, kiosk: str, name: str) -> str:
+    return f"{root}/{ward}/{kiosk}/cmd/{name}"

@@ -39,6 +39,8 @@ class WebSettings:
     summarise_every: float = 2.0
     limits: Limits = field(default_factory=Limits)
     today: Callable[[], date] = field(default=lambda: datetime.now(LOCAL).date())  # the local day; tests fix it
+    broker: str | None = None  # mqtt://…: the fleet watcher subscribes to kiosks' status/telemetry and commands them
+    fleet_root: str = "wards"
 
 
 @dataclass
@@ -133,13 +135,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(settings: WebSettings) -> web.Application:
     """The application on an opened, migrated database (blocking: call before the loop serves)."""
-    from central.web import views
+    from central.web import fleet_views, views
 
     db = Db(settings.db)
     ensure_schema(db)
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
     app[CENTRAL] = Central(settings, db, Logins(db, settings.limits))
     views.add_routes(app)
+    fleet_views.install(app, settings.broker, settings.fleet_root)
     app.router.add_static("/static", STATIC, append_version=False)
     app.cleanup_ctx.append(_background)
 
