@@ -4,6 +4,7 @@ running agent and the WATCHDOG=1 pings to a real NOTIFY_SOCKET stop, with the lo
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -14,6 +15,9 @@ from typing import Any
 import pytest
 
 import agent.app as app
+from agent.clock import system_clock
+from agent.core import Core
+from agent.printing import layout
 from agent.settings import load_settings
 from devices.decoders import PipelineDecoder
 
@@ -24,6 +28,7 @@ class Hang:
     def __init__(self) -> None:
         self.on = False
         self.release = threading.Event()
+        self.trigger: Callable[[], None] = lambda: None  # makes the loop reach the hanging step
 
     def block(self) -> None:
         if self.on:
@@ -42,8 +47,33 @@ def stall_scanner(monkeypatch: pytest.MonkeyPatch, hang: Hang) -> None:
     monkeypatch.setattr(app, "PipelineDecoder", Hanging)
 
 
+def stall_printer(monkeypatch: pytest.MonkeyPatch, hang: Hang) -> None:
+    """Rendering the ticket the worker awaits never returns (and a ticket is issued to get there)."""
+    monkeypatch.setattr(app, "PRINTER_MAX_SILENCE_S", 1.0)
+    monkeypatch.setenv("KIOSK_PRINTER__ENABLED", "true")
+    monkeypatch.setenv("KIOSK_QUEUE__ENFORCE_HOURS", "false")  # a Sunday run must issue too
+    monkeypatch.setenv("KIOSK_PRINTER__DEVICE", f"file:{os.environ['KIOSK_STORAGE__DATA_DIR']}/tickets")
+    render = layout.render
+
+    def hanging(*args: Any) -> Any:
+        hang.block()
+        return render(*args)
+
+    monkeypatch.setattr(layout, "render", hanging)
+    hang.trigger = issue_ticket
+
+
+def issue_ticket() -> None:
+    core = Core.open(load_settings(), system_clock)  # another writer on the same file
+    try:
+        core.queue.take("khai-sinh", source="kiosk")
+    finally:
+        core.close()
+
+
 STALLS: dict[str, Callable[[pytest.MonkeyPatch, Hang], None]] = {
     "scanner": stall_scanner,
+    "printer": stall_printer,
 }
 
 
@@ -86,6 +116,7 @@ async def test_hung_loop_withholds_watchdog_and_is_named(name: str, notify: sock
         # Healthy (and idle long past the shortened max silence): pings keep coming.
         await recv_until(notify, lambda m: m == "WATCHDOG=1", 10)
         hang.on = True
+        hang.trigger()
         seen = await recv_until(notify, lambda m: m.startswith("STATUS=stalled"), 20)
         status = next(m for m in seen if m.startswith("STATUS=stalled"))
         assert name in status.removeprefix("STATUS=stalled: ").split(", "), status
