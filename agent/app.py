@@ -50,6 +50,10 @@ from devices.decoders import DurationHistogram, PipelineDecoder, TimedDecoder
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 15.0
+# The scanner beats at least every 5 s idle; one decode is bounded by its budget, a check-in by the store.
+SCANNER_MAX_SILENCE_S = 30.0
+# The printer worker beats per attempt; one attempt is bounded by the device timeouts.
+PRINTER_MAX_SILENCE_S = 60.0
 
 
 @dataclass
@@ -236,11 +240,15 @@ async def run_agent(settings: Settings, clock: Clock = system_clock, stop: async
             tg.create_task(feed_loop(agent, stop))
             tg.create_task(sweep_loop(agent, stop))
             if agent.scanner is not None:
-                tg.create_task(agent.scanner.run(stop))
+                agent.liveness.register("scanner", SCANNER_MAX_SILENCE_S)
+                tg.create_task(agent.scanner.run(stop, beat=lambda: agent.liveness.beat("scanner"),
+                                                 tick_s=SCANNER_MAX_SILENCE_S / 6))
             if announcer is not None:
                 tg.create_task(run_announcer(core, feed, stop, announcer))
             if printing is not None:
-                tg.create_task(printing.run(stop))
+                agent.liveness.register("printer", PRINTER_MAX_SILENCE_S)
+                tg.create_task(printing.run(stop, beat=lambda: agent.liveness.beat("printer"),
+                                            tick_s=PRINTER_MAX_SILENCE_S / 6))
             if sync is not None:
                 tg.create_task(sync.run(stop))
             interval = watchdog_interval()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from devices.capture import Frame, SharedCamera
 from devices.decoders import Decoder
@@ -23,6 +24,7 @@ from devices.decoders import Decoder
 logger = logging.getLogger(__name__)
 
 PayloadHandler = Callable[[str], Awaitable[None]]
+IDLE_TICK_S = 5.0  # beat this often while waiting for a frame
 
 
 @dataclass
@@ -55,16 +57,24 @@ class Scanner:
             del self._last_seen[old]
         return last is None or now - last > self.debounce_s
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, beat: Callable[[], None] = lambda: None,
+                  tick_s: float = IDLE_TICK_S) -> None:
+        """Scan until `stop`. `beat` is called each turn and every `tick_s` while no frame comes, so a
+        camera without frames is idle, but a decode or handler that never returns is a stalled loop."""
         loop = asyncio.get_running_loop()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qr-decode")
         sub = self.camera.subscribe("scanner")
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
+                beat()
                 started = self.clock()
                 next_frame = asyncio.ensure_future(sub.next())
-                done, _ = await asyncio.wait({next_frame, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                done: set[asyncio.Future[Any]] = set()
+                while not done:
+                    done, _ = await asyncio.wait({next_frame, stopping}, timeout=tick_s,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    beat()
                 if next_frame not in done:
                     next_frame.cancel()
                     break

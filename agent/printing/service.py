@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CURSOR_KEY = "printer.cursor"
+IDLE_TICK_S = 5.0  # the worker beats this often while no ticket waits
 FINAL = ("printed", "skipped", "failed")
 RECENT_RESULTS = 500
 MESSAGES_VI = {
@@ -75,6 +76,8 @@ class PrintService:
         self.settings = settings or core.settings.printer
         self.width = self.settings.width_dots()
         self.stats = PrintStats()
+        self._beat: Callable[[], None] = lambda: None
+        self._tick_s = IDLE_TICK_S
         self.fault: str | None = None
         self.fault_detail = ""
         self.paper_near_end = False
@@ -132,7 +135,11 @@ class PrintService:
         changed.set()
 
     # The agent part --------------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, beat: Callable[[], None] = lambda: None,
+                  tick_s: float = IDLE_TICK_S) -> None:
+        """Print until `stop`. The worker calls `beat` per job, per attempt and every `tick_s` while idle,
+        so a print that never returns (a wedged device write, a render) is a stalled loop."""
+        self._beat, self._tick_s = beat, tick_s
         cursor = self._cursor()
         self._restore_fault()
         logger.info("printing tickets on %s (%d dots per line), from event %d", self.printer.description,
@@ -190,7 +197,11 @@ class PrintService:
 
     async def _work(self) -> None:
         while True:
-            job = await self._queue.get()
+            self._beat()
+            try:
+                job = await asyncio.wait_for(self._queue.get(), self._tick_s)
+            except TimeoutError:
+                continue
             try:
                 await self._print_until_done(job)
             except Exception:  # a long-lived loop: one bad job must not stop printing
@@ -200,6 +211,7 @@ class PrintService:
     async def _print_until_done(self, job: JobRequest) -> None:
         attempts = 0
         while True:
+            self._beat()
             age = (self.clock() - job.at).total_seconds()
             if age > self.settings.stale_after_seconds:
                 logger.warning("ticket %s not printed: issued %.0f s ago (printer.stale_after_seconds)",
